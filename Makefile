@@ -1,0 +1,79 @@
+# ngx_oauth2_module build, test and demo.
+#
+#   make                 build build/ngx_http_oauth2_module.so for Debian's nginx
+#   make NGINX_SRC=DIR   build against an nginx source tree instead
+#   make test            install what is missing, build, run the t/ suite
+#   make run / stop      demo: Redis + nginx on 127.0.0.1:8080
+
+SHELL        := /bin/bash
+BUILD        := $(CURDIR)/build
+MODULE       := $(BUILD)/ngx_http_oauth2_module.so
+NGINX_SRC    ?=
+NGINX_BIN    ?= $(if $(NGINX_SRC),$(BUILD)/nginx-src/objs/nginx,/usr/sbin/nginx)
+SOURCES      := config $(wildcard ngx_oauth2_module/*.c ngx_oauth2_module/*.h)
+DEB_PACKAGES := nginx-dev nginx-light libhiredis-dev libjansson-dev \
+                libjwt-dev libssl-dev libpcre2-dev zlib1g-dev redis-server \
+                redis-tools libtest-base-perl libtext-diff-perl \
+                libtest-longstring-perl liblist-moreutils-perl \
+                libipc-run-perl liburi-perl curl gcc make
+
+# Test::Nginx: the real one (openresty/test-nginx) when it is on PERL5LIB,
+# otherwise the project's compatible runner in util/test-nginx.
+TEST_NGINX_LIB := $(shell perl -MTest::Nginx::Socket -e1 2>/dev/null \
+                    || echo $(CURDIR)/util/test-nginx/lib)
+
+.PHONY: all deps test run stop clean
+
+all: $(MODULE)
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	        | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	        --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(MODULE): $(SOURCES)
+	@mkdir -p $(BUILD)
+	@if [ -n "$(NGINX_SRC)" ]; then \
+	    rm -rf $(BUILD)/nginx-src && cp -r $(NGINX_SRC) $(BUILD)/nginx-src && \
+	    cd $(BUILD)/nginx-src && \
+	    ./configure --with-compat --with-debug --with-http_ssl_module \
+	        --add-dynamic-module=$(CURDIR) > $(BUILD)/configure.log && \
+	    $(MAKE) -f objs/Makefile >/dev/null; \
+	else \
+	    test -f /usr/share/nginx/src/conf_flags || \
+	        { echo "no /usr/share/nginx/src: run 'make deps'"; exit 1; }; \
+	    if [ ! -f $(BUILD)/nginx-src/objs/Makefile ] || \
+	       [ config -nt $(BUILD)/nginx-src/objs/Makefile ]; then \
+	        rm -rf $(BUILD)/nginx-src && \
+	        cp -r /usr/share/nginx/src $(BUILD)/nginx-src && \
+	        cd $(BUILD)/nginx-src && \
+	        . ./conf_flags && \
+	        ./configure "$${NGX_CONF_FLAGS[@]}" \
+	            --with-cc-opt='-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2' \
+	            --with-ld-opt='-Wl,-z,relro -Wl,-z,now -fPIC' \
+	            --add-dynamic-module=$(CURDIR) > $(BUILD)/configure.log \
+	        || { cat $(BUILD)/configure.log; exit 1; }; \
+	    fi; \
+	fi
+	$(MAKE) -C $(BUILD)/nginx-src -f objs/Makefile modules
+	cp $(BUILD)/nginx-src/objs/ngx_http_oauth2_module.so $(MODULE)
+
+test: deps $(MODULE)
+	@NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) \
+	    TEST_NGINX_LIB=$(TEST_NGINX_LIB) util/run-tests.sh $(T)
+
+run: deps $(MODULE)
+	@NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) util/demo.sh start
+
+stop:
+	@util/demo.sh stop
+
+clean:
+	rm -rf $(BUILD) t/servroot

@@ -1,0 +1,746 @@
+
+/*
+ * ngx_oauth2_module: directives, configuration, variables and the
+ * registration of the access-phase handler.
+ */
+
+
+#include "ngx_http_oauth2_module.h"
+
+
+typedef struct {
+    ngx_str_t                    name;
+    ngx_uint_t                   field;
+} ngx_http_oauth2_var_t;
+
+
+enum {
+    NGX_OAUTH2_VAR_CLIENT_ID = 0,
+    NGX_OAUTH2_VAR_SCOPE,
+    NGX_OAUTH2_VAR_PLAN,
+    NGX_OAUTH2_VAR_CONSENT_ID,
+    NGX_OAUTH2_VAR_SUB,
+    NGX_OAUTH2_VAR_EXPIRES_IN,
+    NGX_OAUTH2_VAR_STATUS
+};
+
+
+static ngx_int_t ngx_http_oauth2_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_oauth2_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_oauth2_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_oauth2_init_process(ngx_cycle_t *cycle);
+static void ngx_http_oauth2_exit_process(ngx_cycle_t *cycle);
+
+static ngx_int_t ngx_http_oauth2_join_scopes(ngx_conf_t *cf,
+    ngx_http_oauth2_loc_conf_t *conf);
+static char *ngx_http_oauth2_scope(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_oauth2_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_oauth2_redis_password(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_check_realm(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_oauth2_check_prefix(ngx_conf_t *cf, void *post,
+    void *data);
+
+static ngx_int_t ngx_http_oauth2_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_conf_num_bounds_t  ngx_http_oauth2_db_bounds = {
+    ngx_conf_check_num_bounds, 0, 65535
+};
+
+static ngx_conf_num_bounds_t  ngx_http_oauth2_max_token_bounds = {
+    ngx_conf_check_num_bounds, 16, 65536
+};
+
+static ngx_conf_post_t  ngx_http_oauth2_realm_post = {
+    ngx_http_oauth2_check_realm
+};
+
+static ngx_conf_post_t  ngx_http_oauth2_prefix_post = {
+    ngx_http_oauth2_check_prefix
+};
+
+
+static ngx_command_t  ngx_http_oauth2_commands[] = {
+
+    { ngx_string("oauth2"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("oauth2_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_oauth2_scope,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, scope_all),
+      NULL },
+
+    { ngx_string("oauth2_scope_any"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_oauth2_scope,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, scope_any),
+      NULL },
+
+    { ngx_string("oauth2_consent"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, consent),
+      NULL },
+
+    { ngx_string("oauth2_realm"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, realm),
+      &ngx_http_oauth2_realm_post },
+
+    { ngx_string("oauth2_token_max_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, max_token),
+      &ngx_http_oauth2_max_token_bounds },
+
+    { ngx_string("oauth2_error_message"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_oauth2_error_message,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_redis_password"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_redis_password,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_redis_db"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis_db),
+      &ngx_http_oauth2_db_bounds },
+
+    { ngx_string("oauth2_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("oauth2_redis_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, prefix),
+      &ngx_http_oauth2_prefix_post },
+
+    { ngx_string("oauth2_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_oauth2_cache_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_oauth2_module_ctx = {
+    ngx_http_oauth2_preconfiguration,      /* preconfiguration */
+    ngx_http_oauth2_postconfiguration,     /* postconfiguration */
+
+    ngx_http_oauth2_create_main_conf,      /* create main configuration */
+    ngx_http_oauth2_init_main_conf,        /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_oauth2_create_loc_conf,       /* create location configuration */
+    ngx_http_oauth2_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_oauth2_module = {
+    NGX_MODULE_V1,
+    &ngx_http_oauth2_module_ctx,           /* module context */
+    ngx_http_oauth2_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_oauth2_init_process,          /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_oauth2_exit_process,          /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_oauth2_var_t  ngx_http_oauth2_vars[] = {
+    { ngx_string("oauth2_client_id"), NGX_OAUTH2_VAR_CLIENT_ID },
+    { ngx_string("oauth2_scope"), NGX_OAUTH2_VAR_SCOPE },
+    { ngx_string("oauth2_plan"), NGX_OAUTH2_VAR_PLAN },
+    { ngx_string("oauth2_consent_id"), NGX_OAUTH2_VAR_CONSENT_ID },
+    { ngx_string("oauth2_sub"), NGX_OAUTH2_VAR_SUB },
+    { ngx_string("oauth2_expires_in"), NGX_OAUTH2_VAR_EXPIRES_IN },
+    { ngx_string("oauth2_status"), NGX_OAUTH2_VAR_STATUS },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_int_t
+ngx_http_oauth2_preconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_variable_t    *var;
+    ngx_http_oauth2_var_t  *v;
+
+    for (v = ngx_http_oauth2_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, NGX_HTTP_VAR_NOCACHEABLE);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = ngx_http_oauth2_variable;
+        var->data = v->field;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_oauth2_access_handler;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    omcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_oauth2_main_conf_t));
+    if (omcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     omcf->redis_addr = { 0, NULL };
+     *     omcf->redis_host = { 0, NULL };
+     *     omcf->redis_port = 0;
+     *     omcf->redis_user = { 0, NULL };
+     *     omcf->redis_password = { 0, NULL };
+     *     omcf->prefix = { 0, NULL };
+     *     omcf->cache = NULL;
+     *     omcf->redis = NULL;
+     */
+
+    omcf->redis_db = NGX_CONF_UNSET;
+    omcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+
+    return omcf;
+}
+
+
+static char *
+ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_oauth2_main_conf_t  *omcf = conf;
+
+    ngx_conf_init_value(omcf->redis_db, 0);
+    ngx_conf_init_msec_value(omcf->redis_timeout, 1000);
+
+    if (omcf->prefix.data == NULL) {
+        ngx_str_set(&omcf->prefix, "oauth2:");
+    }
+
+    return ngx_oauth2_redis_script_init(cf);
+}
+
+
+static void *
+ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_oauth2_loc_conf_t  *olcf;
+
+    olcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_oauth2_loc_conf_t));
+    if (olcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     olcf->scope_required = { 0, NULL };
+     *     olcf->realm = { 0, NULL };
+     *     olcf->bodies = NULL;
+     */
+
+    olcf->enable = NGX_CONF_UNSET;
+    olcf->consent = NGX_CONF_UNSET;
+    olcf->scope_all = NGX_CONF_UNSET_PTR;
+    olcf->scope_any = NGX_CONF_UNSET_PTR;
+    olcf->max_token = NGX_CONF_UNSET_SIZE;
+    olcf->messages = NGX_CONF_UNSET_PTR;
+
+    return olcf;
+}
+
+
+static char *
+ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_oauth2_loc_conf_t *prev = parent;
+    ngx_http_oauth2_loc_conf_t *conf = child;
+
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->consent, prev->consent, 1);
+    ngx_conf_merge_ptr_value(conf->scope_all, prev->scope_all, NULL);
+    ngx_conf_merge_ptr_value(conf->scope_any, prev->scope_any, NULL);
+    ngx_conf_merge_str_value(conf->realm, prev->realm, "api");
+    ngx_conf_merge_size_value(conf->max_token, prev->max_token,
+                              NGX_OAUTH2_DEFAULT_MAX_TOKEN);
+
+    if (conf->messages == NGX_CONF_UNSET_PTR) {
+        conf->messages = prev->messages;
+        conf->bodies = prev->bodies;
+    }
+
+    if (conf->bodies == NULL) {
+        if (conf->messages == NGX_CONF_UNSET_PTR) {
+            conf->messages = NULL;
+        }
+
+        if (ngx_oauth2_error_bodies(cf, conf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* the "scope" attribute of WWW-Authenticate for insufficient_scope */
+
+    if (conf->scope_all == prev->scope_all
+        && conf->scope_any == prev->scope_any)
+    {
+        conf->scope_required = prev->scope_required;
+
+    } else if (ngx_http_oauth2_join_scopes(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->enable) {
+        omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+
+        if (omcf->redis_host.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2\" is on but no \"oauth2_redis\" "
+                               "is configured in the http block");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* all required scopes, then the alternatives, space-separated */
+
+static ngx_int_t
+ngx_http_oauth2_join_scopes(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_str_t    *s;
+    ngx_uint_t    i, k;
+    ngx_array_t  *a[2];
+
+    a[0] = conf->scope_all;
+    a[1] = conf->scope_any;
+    len = 0;
+
+    for (k = 0; k < 2; k++) {
+        for (i = 0; a[k] && i < a[k]->nelts; i++) {
+            s = a[k]->elts;
+            len += s[i].len + 1;
+        }
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    conf->scope_required.data = p;
+
+    for (k = 0; k < 2; k++) {
+        for (i = 0; a[k] && i < a[k]->nelts; i++) {
+            s = a[k]->elts;
+
+            if (p != conf->scope_required.data) {
+                *p++ = ' ';
+            }
+
+            p = ngx_cpymem(p, s[i].data, s[i].len);
+        }
+    }
+
+    conf->scope_required.len = p - conf->scope_required.data;
+
+    return NGX_OK;
+}
+
+
+/* oauth2_scope / oauth2_scope_any SCOPE ... */
+
+static char *
+ngx_http_oauth2_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char        *c;
+    ngx_str_t     *value, *s;
+    ngx_uint_t     i;
+    ngx_array_t  **a;
+
+    a = (ngx_array_t **) (p + cmd->offset);
+
+    if (*a != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    *a = ngx_array_create(cf->pool, cf->args->nelts - 1, sizeof(ngx_str_t));
+    if (*a == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "empty scope in \"%V\"", &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        /* RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) */
+
+        for (c = value[i].data; c < value[i].data + value[i].len; c++) {
+            if (*c < 0x21 || *c > 0x7e || *c == '"' || *c == '\\') {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid scope \"%V\" in \"%V\": "
+                                   "RFC 6749 scope characters only",
+                                   &value[i], &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        s = ngx_array_push(*a);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_redis host:port | unix:/path */
+
+static char *
+ngx_http_oauth2_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_oauth2_main_conf_t *omcf = conf;
+
+    u_char     *p;
+    ngx_str_t  *value;
+    ngx_url_t   u;
+
+    if (omcf->redis_addr.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    omcf->redis_addr = value[1];
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = value[1];
+    u.no_resolve = 0;
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"oauth2_redis\" address \"%V\"%s%s",
+                           &value[1], u.err ? ": " : "",
+                           u.err ? u.err : "");
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_redis\" address \"%V\" "
+                           "resolves to nothing", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.family == AF_UNIX) {
+        /* "unix:/path": hiredis wants the bare, NUL-terminated path */
+        omcf->redis_host.len = value[1].len - 5;
+        omcf->redis_host.data = ngx_pnalloc(cf->pool,
+                                            omcf->redis_host.len + 1);
+        if (omcf->redis_host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_cpymem(omcf->redis_host.data, value[1].data + 5,
+                       omcf->redis_host.len);
+        *p = '\0';
+        omcf->redis_port = 0;
+
+        return NGX_CONF_OK;
+    }
+
+    /*
+     * hiredis connects to a numeric address without blocking; names are
+     * resolved here, once, at configuration time (the first address wins)
+     */
+
+    omcf->redis_host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (omcf->redis_host.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    omcf->redis_host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
+                                         u.addrs[0].socklen,
+                                         omcf->redis_host.data,
+                                         NGX_SOCKADDR_STRLEN, 0);
+    omcf->redis_host.data[omcf->redis_host.len] = '\0';
+    omcf->redis_port = ngx_inet_get_port(u.addrs[0].sockaddr);
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_redis_password [USER] PASSWORD */
+
+static char *
+ngx_http_oauth2_redis_password(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_main_conf_t *omcf = conf;
+
+    ngx_str_t  *value;
+
+    if (omcf->redis_password.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 3) {
+        omcf->redis_user = value[1];
+        omcf->redis_password = value[2];
+
+    } else {
+        omcf->redis_password = value[1];
+    }
+
+    if (omcf->redis_password.len == 0
+        || (cf->args->nelts == 3 && omcf->redis_user.len == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty user or password in "
+                           "\"oauth2_redis_password\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_check_realm(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *realm = data;
+
+    u_char  *p;
+
+    /* the realm goes into a quoted-string of WWW-Authenticate as it is */
+
+    for (p = realm->data; p < realm->data + realm->len; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"oauth2_realm\" \"%V\": quotes, "
+                               "backslashes and control characters are "
+                               "not allowed", realm);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_check_prefix(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *prefix = data;
+
+    if (prefix->len > 128) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_redis_prefix\" \"%V\" is longer "
+                           "than 128 bytes", prefix);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth2_module);
+
+    if (omcf == NULL || omcf->redis_host.len == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_oauth2_redis_init_worker(cycle, omcf);
+}
+
+
+static void
+ngx_http_oauth2_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth2_module);
+
+    if (omcf == NULL || omcf->redis == NULL) {
+        return;
+    }
+
+    ngx_oauth2_redis_exit_worker(omcf);
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    u_char                 *p;
+    time_t                  left;
+    ngx_str_t              *s;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case NGX_OAUTH2_VAR_CLIENT_ID:
+        s = &ctx->record.client_id;
+        break;
+
+    case NGX_OAUTH2_VAR_SCOPE:
+        s = &ctx->record.scope;
+        break;
+
+    case NGX_OAUTH2_VAR_PLAN:
+        s = &ctx->record.plan;
+        break;
+
+    case NGX_OAUTH2_VAR_CONSENT_ID:
+        s = &ctx->record.consent_id;
+        break;
+
+    case NGX_OAUTH2_VAR_SUB:
+        s = &ctx->record.sub;
+        break;
+
+    case NGX_OAUTH2_VAR_EXPIRES_IN:
+        if (ctx->record.expires == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        left = ctx->record.expires - ngx_time();
+
+        v->len = ngx_sprintf(p, "%T", left > 0 ? left : 0) - p;
+        v->data = p;
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
+
+        return NGX_OK;
+
+    default: /* NGX_OAUTH2_VAR_STATUS */
+        s = ngx_oauth2_outcome_name(ctx->outcome);
+        break;
+    }
+
+    if (s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->data = s->data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}

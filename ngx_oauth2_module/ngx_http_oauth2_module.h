@@ -1,0 +1,153 @@
+
+/*
+ * ngx_oauth2_module: OAuth 2.0 bearer token enforcement for nginx.
+ *
+ * Shared declarations: configuration and request context structures, and
+ * the functions the files of the module call in one another.
+ */
+
+
+#ifndef _NGX_HTTP_OAUTH2_MODULE_H_INCLUDED_
+#define _NGX_HTTP_OAUTH2_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_OAUTH2_TOKEN_HASH_LEN    64      /* hex SHA-256 */
+#define NGX_OAUTH2_DEFAULT_MAX_TOKEN 4096
+
+
+/* what happened to a request: $oauth2_status and the response */
+typedef enum {
+    NGX_OAUTH2_PENDING = 0,
+    NGX_OAUTH2_OK,
+    NGX_OAUTH2_MISSING_TOKEN,
+    NGX_OAUTH2_INVALID_TOKEN,
+    NGX_OAUTH2_INVALID_REQUEST,
+    NGX_OAUTH2_INSUFFICIENT_SCOPE,
+    NGX_OAUTH2_CONSENT_INVALID,
+    NGX_OAUTH2_STORE_UNAVAILABLE,
+    NGX_OAUTH2_INTERNAL_ERROR
+} ngx_oauth2_outcome_e;
+
+
+/* the error responses the module sends, one body per status */
+typedef enum {
+    NGX_OAUTH2_ERR_400 = 0,
+    NGX_OAUTH2_ERR_401,
+    NGX_OAUTH2_ERR_403,
+    NGX_OAUTH2_ERR_429,
+    NGX_OAUTH2_ERR_503,
+    NGX_OAUTH2_ERR_LAST
+} ngx_oauth2_err_e;
+
+
+/* a token record, as the store (or the cache) returned it */
+typedef struct {
+    ngx_str_t                    client_id;
+    ngx_str_t                    scope;
+    ngx_str_t                    plan;
+    ngx_str_t                    consent_id;
+    ngx_str_t                    sub;
+    ngx_str_t                    consent_status;
+    time_t                       expires;    /* absolute, 0: unknown */
+    unsigned                     consent_valid:1;
+} ngx_oauth2_record_t;
+
+
+typedef struct ngx_oauth2_redis_s  ngx_oauth2_redis_t;
+typedef struct ngx_oauth2_cache_s  ngx_oauth2_cache_t;
+
+
+typedef struct {
+    /* oauth2_redis */
+    ngx_str_t                    redis_addr;     /* as configured */
+    ngx_str_t                    redis_host;     /* numeric IP or unix path */
+    ngx_int_t                    redis_port;     /* 0: unix socket */
+    ngx_str_t                    redis_user;
+    ngx_str_t                    redis_password;
+    ngx_int_t                    redis_db;
+    ngx_msec_t                   redis_timeout;
+    ngx_str_t                    prefix;
+
+    ngx_oauth2_cache_t          *cache;          /* oauth2_cache */
+
+    ngx_oauth2_redis_t          *redis;          /* per worker */
+} ngx_http_oauth2_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                   enable;
+    ngx_flag_t                   consent;
+    ngx_array_t                 *scope_all;      /* of ngx_str_t */
+    ngx_array_t                 *scope_any;      /* of ngx_str_t */
+    ngx_str_t                    scope_required; /* for WWW-Authenticate */
+    ngx_str_t                    realm;
+    size_t                       max_token;
+    ngx_array_t                 *messages;       /* oauth2_error_message */
+    ngx_str_t                   *bodies;         /* NGX_OAUTH2_ERR_LAST */
+} ngx_http_oauth2_loc_conf_t;
+
+
+typedef struct ngx_oauth2_waiter_s  ngx_oauth2_waiter_t;
+
+
+typedef struct {
+    ngx_http_request_t          *request;
+    ngx_oauth2_outcome_e         outcome;
+    ngx_oauth2_record_t          record;
+    u_char                       hash[NGX_OAUTH2_TOKEN_HASH_LEN];
+    ngx_oauth2_waiter_t         *waiter;         /* while Redis answers */
+    ngx_event_t                  timeout;
+    unsigned                     done:1;
+    unsigned                     cleanup_set:1;
+} ngx_http_oauth2_ctx_t;
+
+
+extern ngx_module_t  ngx_http_oauth2_module;
+
+
+/* ngx_http_oauth2_handler.c */
+ngx_int_t ngx_http_oauth2_access_handler(ngx_http_request_t *r);
+void ngx_http_oauth2_lookup_done(ngx_http_oauth2_ctx_t *ctx,
+    ngx_oauth2_outcome_e outcome);
+
+/* ngx_oauth2_token.c */
+ngx_oauth2_outcome_e ngx_oauth2_token_extract(ngx_http_request_t *r,
+    size_t max_len, ngx_str_t *token);
+void ngx_oauth2_token_hash(ngx_str_t *token, u_char *hex);
+ngx_int_t ngx_oauth2_scope_has(ngx_str_t *granted, ngx_str_t *scope);
+
+/* ngx_oauth2_error.c */
+ngx_int_t ngx_oauth2_error_bodies(ngx_conf_t *cf,
+    ngx_http_oauth2_loc_conf_t *conf);
+char *ngx_oauth2_error_message(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_oauth2_send_error(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx);
+ngx_str_t *ngx_oauth2_outcome_name(ngx_oauth2_outcome_e outcome);
+
+/* ngx_oauth2_redis.c */
+char *ngx_oauth2_redis_script_init(ngx_conf_t *cf);
+ngx_int_t ngx_oauth2_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_oauth2_main_conf_t *omcf);
+void ngx_oauth2_redis_exit_worker(ngx_http_oauth2_main_conf_t *omcf);
+ngx_int_t ngx_oauth2_redis_lookup(ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx);
+void ngx_oauth2_redis_detach(ngx_http_oauth2_ctx_t *ctx);
+void ngx_oauth2_redis_abort(ngx_http_oauth2_main_conf_t *omcf,
+    const char *reason);
+
+/* ngx_oauth2_cache.c */
+char *ngx_oauth2_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_oauth2_cache_get(ngx_oauth2_cache_t *cache, u_char *hash,
+    ngx_pool_t *pool, ngx_oauth2_record_t *rec);
+void ngx_oauth2_cache_put(ngx_oauth2_cache_t *cache, u_char *hash,
+    ngx_oauth2_record_t *rec, ngx_log_t *log);
+
+
+#endif /* _NGX_HTTP_OAUTH2_MODULE_H_INCLUDED_ */

@@ -1,0 +1,866 @@
+
+/*
+ * ngx_oauth2_module: the worker's Redis connection.
+ *
+ * hiredis's async API on nginx's event loop: the hiredis socket is wrapped
+ * in an ngx_connection_t whose read and write events call
+ * redisAsyncHandleRead() and redisAsyncHandleWrite(); hiredis asks for the
+ * events through its ev hooks.  One connection per worker, connected at
+ * worker start and again, in the background with a backoff, after any
+ * failure.  Nothing here blocks: connect is non-blocking, every request's
+ * call has a timer of its own (ngx_http_oauth2_handler.c).
+ *
+ * A request waits through a waiter: hiredis's privdata.  A request that
+ * goes away (or times out) clears waiter->ctx, so that the late reply
+ * only puts the waiter back on the free list.
+ */
+
+
+#include "ngx_http_oauth2_module.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <openssl/evp.h>
+
+
+#define NGX_OAUTH2_REDIS_DOWN        0
+#define NGX_OAUTH2_REDIS_CONNECTING  1
+#define NGX_OAUTH2_REDIS_READY       2
+
+#define NGX_OAUTH2_BACKOFF_MIN       50
+#define NGX_OAUTH2_BACKOFF_MAX       1000
+
+#define NGX_OAUTH2_SHA1_HEX_LEN      40
+
+
+struct ngx_oauth2_redis_s {
+    ngx_http_oauth2_main_conf_t   *omcf;
+    redisAsyncContext             *ac;
+    ngx_connection_t              *conn;
+    ngx_event_t                    reconnect;
+    ngx_event_t                    connect_timer;
+    ngx_msec_t                     backoff;
+    ngx_uint_t                     state;
+    ngx_queue_t                    free_waiters;
+    ngx_pool_t                    *pool;
+    ngx_log_t                     *log;
+    unsigned                       known_down:1;
+    unsigned                       exiting:1;
+};
+
+
+struct ngx_oauth2_waiter_s {
+    ngx_http_oauth2_ctx_t         *ctx;
+    ngx_oauth2_redis_t            *redis;
+    ngx_queue_t                    queue;
+};
+
+
+/*
+ * KEYS[1]: the token's key; ARGV[1]: the key prefix.
+ * Returns {0} for an unknown token, else
+ * {1, pttl, client_id, scope, plan, consent_id, sub, exp, consent_status}
+ * with false (nil) for what is missing.
+ */
+
+static char  ngx_oauth2_lookup_script[] =
+    "local ttl = redis.call('PTTL', KEYS[1])\n"
+    "if ttl == -2 then return {0} end\n"
+    "local f = redis.call('HMGET', KEYS[1], 'client_id', 'scope', 'plan',\n"
+    "                     'consent_id', 'sub', 'exp')\n"
+    "local cs = false\n"
+    "if f[4] then\n"
+    "  cs = redis.call('HGET', ARGV[1] .. 'consent:' .. f[4], 'status')\n"
+    "end\n"
+    "return {1, ttl, f[1], f[2], f[3], f[4], f[5], f[6], cs}\n";
+
+static u_char  ngx_oauth2_lookup_sha[NGX_OAUTH2_SHA1_HEX_LEN];
+
+
+static void ngx_oauth2_redis_connect(ngx_oauth2_redis_t *rd);
+static void ngx_oauth2_redis_reconnect_handler(ngx_event_t *ev);
+static void ngx_oauth2_redis_connect_timeout(ngx_event_t *ev);
+static void ngx_oauth2_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_oauth2_redis_on_disconnect(const redisAsyncContext *ac,
+    int status);
+static void ngx_oauth2_redis_setup_reply(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static ngx_int_t ngx_oauth2_redis_send(ngx_oauth2_redis_t *rd,
+    ngx_oauth2_waiter_t *w, ngx_uint_t eval);
+static void ngx_oauth2_redis_lookup_reply(redisAsyncContext *ac,
+    void *reply, void *privdata);
+static ngx_oauth2_outcome_e ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx,
+    redisReply *reply);
+static void ngx_oauth2_redis_read_handler(ngx_event_t *ev);
+static void ngx_oauth2_redis_write_handler(ngx_event_t *ev);
+static void ngx_oauth2_redis_add_read(void *privdata);
+static void ngx_oauth2_redis_del_read(void *privdata);
+static void ngx_oauth2_redis_add_write(void *privdata);
+static void ngx_oauth2_redis_del_write(void *privdata);
+static void ngx_oauth2_redis_cleanup(void *privdata);
+
+
+/* the script's SHA-1, for EVALSHA, computed once at configuration time */
+
+char *
+ngx_oauth2_redis_script_init(ngx_conf_t *cf)
+{
+    u_char        md[EVP_MAX_MD_SIZE];
+    unsigned int  len;
+
+    if (EVP_Digest(ngx_oauth2_lookup_script,
+                   sizeof(ngx_oauth2_lookup_script) - 1, md, &len,
+                   EVP_sha1(), NULL)
+        != 1 || len != 20)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "oauth2: SHA-1 of the lookup script failed");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_hex_dump(ngx_oauth2_lookup_sha, md, 20);
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_oauth2_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_oauth2_main_conf_t *omcf)
+{
+    ngx_oauth2_redis_t  *rd;
+
+    rd = ngx_pcalloc(cycle->pool, sizeof(ngx_oauth2_redis_t));
+    if (rd == NULL) {
+        return NGX_ERROR;
+    }
+
+    rd->omcf = omcf;
+    rd->pool = cycle->pool;
+    rd->log = cycle->log;
+    rd->state = NGX_OAUTH2_REDIS_DOWN;
+
+    ngx_queue_init(&rd->free_waiters);
+
+    rd->reconnect.handler = ngx_oauth2_redis_reconnect_handler;
+    rd->reconnect.data = rd;
+    rd->reconnect.log = cycle->log;
+    rd->reconnect.cancelable = 1;
+
+    rd->connect_timer.handler = ngx_oauth2_redis_connect_timeout;
+    rd->connect_timer.data = rd;
+    rd->connect_timer.log = cycle->log;
+    rd->connect_timer.cancelable = 1;
+
+    omcf->redis = rd;
+
+    ngx_oauth2_redis_connect(rd);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_oauth2_redis_exit_worker(ngx_http_oauth2_main_conf_t *omcf)
+{
+    ngx_oauth2_redis_t  *rd;
+
+    rd = omcf->redis;
+    rd->exiting = 1;
+
+    if (rd->reconnect.timer_set) {
+        ngx_del_timer(&rd->reconnect);
+    }
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    if (rd->ac) {
+        rd->state = NGX_OAUTH2_REDIS_DOWN;
+        redisAsyncFree(rd->ac);
+    }
+}
+
+
+static void
+ngx_oauth2_redis_connect(ngx_oauth2_redis_t *rd)
+{
+    int                           n;
+    const char                   *argv[3];
+    size_t                        lens[3];
+    ngx_connection_t             *c;
+    redisAsyncContext            *ac;
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    omcf = rd->omcf;
+
+    if (omcf->redis_port) {
+        ac = redisAsyncConnect((char *) omcf->redis_host.data,
+                               (int) omcf->redis_port);
+
+    } else {
+        ac = redisAsyncConnectUnix((char *) omcf->redis_host.data);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "oauth2: cannot connect to redis %V: out of memory",
+                      &omcf->redis_addr);
+        rd->known_down = 1;
+        ngx_oauth2_redis_cleanup(rd);
+        return;
+    }
+
+    if (ac->err) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "oauth2: cannot connect to redis %V: %s",
+                      &omcf->redis_addr, ac->errstr);
+        rd->known_down = 1;
+        redisAsyncFree(ac);
+        ngx_oauth2_redis_cleanup(rd);
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, rd->log);
+    if (c == NULL) {
+        rd->known_down = 1;
+        redisAsyncFree(ac);
+        ngx_oauth2_redis_cleanup(rd);
+        return;
+    }
+
+    c->data = rd;
+    c->read->handler = ngx_oauth2_redis_read_handler;
+    c->write->handler = ngx_oauth2_redis_write_handler;
+    c->read->log = rd->log;
+    c->write->log = rd->log;
+
+    rd->ac = ac;
+    rd->conn = c;
+    rd->state = NGX_OAUTH2_REDIS_CONNECTING;
+
+    ac->data = rd;
+    ac->ev.data = rd;
+    ac->ev.addRead = ngx_oauth2_redis_add_read;
+    ac->ev.delRead = ngx_oauth2_redis_del_read;
+    ac->ev.addWrite = ngx_oauth2_redis_add_write;
+    ac->ev.delWrite = ngx_oauth2_redis_del_write;
+    ac->ev.cleanup = ngx_oauth2_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_oauth2_redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, ngx_oauth2_redis_on_disconnect);
+
+    /*
+     * AUTH, SELECT and SCRIPT LOAD are queued at once: hiredis sends them
+     * when the connection is up, before anything a request sends
+     */
+
+    if (omcf->redis_password.len) {
+        n = 0;
+        argv[n] = "AUTH";
+        lens[n++] = 4;
+
+        if (omcf->redis_user.len) {
+            argv[n] = (char *) omcf->redis_user.data;
+            lens[n++] = omcf->redis_user.len;
+        }
+
+        argv[n] = (char *) omcf->redis_password.data;
+        lens[n++] = omcf->redis_password.len;
+
+        redisAsyncCommandArgv(ac, ngx_oauth2_redis_setup_reply,
+                              "oauth2_redis_password", n, argv, lens);
+    }
+
+    if (omcf->redis_db) {
+        redisAsyncCommand(ac, ngx_oauth2_redis_setup_reply,
+                          "oauth2_redis_db", "SELECT %d",
+                          (int) omcf->redis_db);
+    }
+
+    argv[0] = "SCRIPT";
+    lens[0] = 6;
+    argv[1] = "LOAD";
+    lens[1] = 4;
+    argv[2] = ngx_oauth2_lookup_script;
+    lens[2] = sizeof(ngx_oauth2_lookup_script) - 1;
+
+    redisAsyncCommandArgv(ac, ngx_oauth2_redis_setup_reply, "SCRIPT LOAD",
+                          3, argv, lens);
+
+    ngx_add_timer(&rd->connect_timer, omcf->redis_timeout);
+}
+
+
+static void
+ngx_oauth2_redis_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_oauth2_redis_t  *rd = ev->data;
+
+    if (rd->exiting || rd->ac) {
+        return;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "oauth2: reconnecting to redis");
+
+    ngx_oauth2_redis_connect(rd);
+}
+
+
+static void
+ngx_oauth2_redis_connect_timeout(ngx_event_t *ev)
+{
+    ngx_oauth2_redis_t  *rd = ev->data;
+
+    if (rd->state != NGX_OAUTH2_REDIS_CONNECTING) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                  "oauth2: connecting to redis %V timed out",
+                  &rd->omcf->redis_addr);
+
+    rd->known_down = 1;
+    rd->state = NGX_OAUTH2_REDIS_DOWN;
+    redisAsyncFree(rd->ac);
+}
+
+
+/*
+ * Drops the connection (a request timed out: Redis is not answering);
+ * every request still waiting on it gets the 503 at once.
+ */
+
+void
+ngx_oauth2_redis_abort(ngx_http_oauth2_main_conf_t *omcf, const char *reason)
+{
+    ngx_oauth2_redis_t  *rd;
+
+    rd = omcf->redis;
+
+    if (rd == NULL || rd->ac == NULL
+        || rd->state == NGX_OAUTH2_REDIS_DOWN)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                  "oauth2: dropping the connection to redis %V: %s",
+                  &omcf->redis_addr, reason);
+
+    rd->known_down = 1;
+    rd->state = NGX_OAUTH2_REDIS_DOWN;
+    redisAsyncFree(rd->ac);
+}
+
+
+static void
+ngx_oauth2_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_oauth2_redis_t  *rd = ac->data;
+
+    if (status != REDIS_OK) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "oauth2: cannot connect to redis %V: %s",
+                      &rd->omcf->redis_addr, ac->errstr);
+        rd->known_down = 1;
+        rd->state = NGX_OAUTH2_REDIS_DOWN;
+        return;
+    }
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    if (rd->known_down) {
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "oauth2: connected to redis %V again",
+                      &rd->omcf->redis_addr);
+    }
+
+    rd->state = NGX_OAUTH2_REDIS_READY;
+    rd->known_down = 0;
+    rd->backoff = 0;
+}
+
+
+static void
+ngx_oauth2_redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_oauth2_redis_t  *rd = ac->data;
+
+    if (status != REDIS_OK && !rd->exiting) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "oauth2: connection to redis %V lost: %s",
+                      &rd->omcf->redis_addr,
+                      ac->errstr[0] ? ac->errstr : "closed");
+    }
+
+    rd->state = NGX_OAUTH2_REDIS_DOWN;
+}
+
+
+static void
+ngx_oauth2_redis_setup_reply(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    redisReply          *rr = reply;
+    ngx_oauth2_redis_t  *rd = ac->data;
+
+    if (rr == NULL || rr->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                  "oauth2: redis %V refused %s: %*s",
+                  &rd->omcf->redis_addr, (char *) privdata,
+                  (size_t) rr->len, rr->str);
+
+    if (rd->state != NGX_OAUTH2_REDIS_DOWN) {
+        rd->known_down = 1;
+        rd->state = NGX_OAUTH2_REDIS_DOWN;
+        redisAsyncFree(ac);
+    }
+}
+
+
+ngx_int_t
+ngx_oauth2_redis_lookup(ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx)
+{
+    ngx_queue_t          *q;
+    ngx_oauth2_redis_t   *rd;
+    ngx_oauth2_waiter_t  *w;
+
+    rd = omcf->redis;
+
+    /* while Redis is known to be down, answer at once: no connect wait */
+
+    if (rd == NULL || rd->ac == NULL || rd->known_down
+        || rd->state == NGX_OAUTH2_REDIS_DOWN)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_queue_empty(&rd->free_waiters)) {
+        q = ngx_queue_head(&rd->free_waiters);
+        ngx_queue_remove(q);
+        w = ngx_queue_data(q, ngx_oauth2_waiter_t, queue);
+
+    } else {
+        w = ngx_palloc(rd->pool, sizeof(ngx_oauth2_waiter_t));
+        if (w == NULL) {
+            return NGX_ERROR;
+        }
+
+        w->redis = rd;
+    }
+
+    w->ctx = ctx;
+
+    if (ngx_oauth2_redis_send(rd, w, 0) != NGX_OK) {
+        w->ctx = NULL;
+        ngx_queue_insert_head(&rd->free_waiters, &w->queue);
+        return NGX_DECLINED;
+    }
+
+    ctx->waiter = w;
+
+    return NGX_AGAIN;
+}
+
+
+/* EVALSHA <sha> 1 <prefix>token:<hash> <prefix>, or EVAL after NOSCRIPT */
+
+static ngx_int_t
+ngx_oauth2_redis_send(ngx_oauth2_redis_t *rd, ngx_oauth2_waiter_t *w,
+    ngx_uint_t eval)
+{
+    u_char                       *p;
+    size_t                        lens[5];
+    const char                   *argv[5];
+    ngx_str_t                    *prefix;
+    ngx_http_oauth2_ctx_t        *ctx;
+
+    ctx = w->ctx;
+    prefix = &rd->omcf->prefix;
+
+    p = ngx_pnalloc(ctx->request->pool,
+                    prefix->len + sizeof("token:") - 1
+                    + NGX_OAUTH2_TOKEN_HASH_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    argv[3] = (char *) p;
+    p = ngx_cpymem(p, prefix->data, prefix->len);
+    p = ngx_cpymem(p, "token:", sizeof("token:") - 1);
+    p = ngx_cpymem(p, ctx->hash, NGX_OAUTH2_TOKEN_HASH_LEN);
+    lens[3] = p - (u_char *) argv[3];
+
+    if (eval) {
+        argv[0] = "EVAL";
+        lens[0] = 4;
+        argv[1] = ngx_oauth2_lookup_script;
+        lens[1] = sizeof(ngx_oauth2_lookup_script) - 1;
+
+    } else {
+        argv[0] = "EVALSHA";
+        lens[0] = 7;
+        argv[1] = (char *) ngx_oauth2_lookup_sha;
+        lens[1] = NGX_OAUTH2_SHA1_HEX_LEN;
+    }
+
+    argv[2] = "1";
+    lens[2] = 1;
+    argv[4] = (char *) prefix->data;
+    lens[4] = prefix->len;
+
+    if (redisAsyncCommandArgv(rd->ac, ngx_oauth2_redis_lookup_reply, w,
+                              5, argv, lens)
+        != REDIS_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_oauth2_redis_lookup_reply(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    ngx_oauth2_waiter_t *w = privdata;
+
+    redisReply             *rr = reply;
+    ngx_oauth2_redis_t     *rd;
+    ngx_http_oauth2_ctx_t  *ctx;
+    ngx_oauth2_outcome_e    outcome;
+
+    ctx = w->ctx;
+    rd = w->redis;
+
+    if (ctx == NULL) {
+        /* the request has gone or timed out */
+        ngx_queue_insert_head(&rd->free_waiters, &w->queue);
+        return;
+    }
+
+    if (rr && rr->type == REDIS_REPLY_ERROR
+        && ngx_strncmp(rr->str, "NOSCRIPT", 8) == 0
+        && rd->state == NGX_OAUTH2_REDIS_READY)
+    {
+        /* the script cache was flushed: EVAL loads it again */
+
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "oauth2: redis lost the lookup script, loading it "
+                      "again");
+
+        if (ngx_oauth2_redis_send(rd, w, 1) == NGX_OK) {
+            return;
+        }
+    }
+
+    w->ctx = NULL;
+    ctx->waiter = NULL;
+    ngx_queue_insert_head(&rd->free_waiters, &w->queue);
+
+    if (rr == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
+                      "oauth2: redis %V closed the connection before "
+                      "answering%s%s", &rd->omcf->redis_addr,
+                      ac->errstr[0] ? ": " : "", ac->errstr);
+        outcome = NGX_OAUTH2_STORE_UNAVAILABLE;
+
+    } else {
+        outcome = ngx_oauth2_redis_parse(ctx, rr);
+    }
+
+    ngx_http_oauth2_lookup_done(ctx, outcome);
+}
+
+
+static ngx_int_t
+ngx_oauth2_redis_copy(ngx_pool_t *pool, redisReply *rr, ngx_str_t *s)
+{
+    if (rr->type == REDIS_REPLY_NIL) {
+        ngx_str_null(s);
+        return NGX_OK;
+    }
+
+    if (rr->type != REDIS_REPLY_STRING) {
+        return NGX_ERROR;
+    }
+
+    s->len = rr->len;
+    s->data = ngx_pnalloc(pool, rr->len);
+
+    if (s->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->data, rr->str, rr->len);
+
+    return NGX_OK;
+}
+
+
+static ngx_oauth2_outcome_e
+ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
+{
+    time_t                now, exp;
+    ngx_str_t             exp_str;
+    ngx_log_t            *log;
+    ngx_pool_t           *pool;
+    redisReply          **e;
+    ngx_oauth2_record_t  *rec;
+
+    log = ctx->request->connection->log;
+    pool = ctx->request->pool;
+    rec = &ctx->record;
+
+    if (rr->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth2: redis answered an error for token %*s: %*s",
+                      6, ctx->hash, (size_t) rr->len, rr->str);
+        return NGX_OAUTH2_STORE_UNAVAILABLE;
+    }
+
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements == 0
+        || rr->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        goto unexpected;
+    }
+
+    e = rr->element;
+
+    if (e[0]->integer == 0) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "oauth2: token %*s is unknown or has expired",
+                      6, ctx->hash);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (rr->elements != 9 || e[1]->type != REDIS_REPLY_INTEGER) {
+        goto unexpected;
+    }
+
+    if (ngx_oauth2_redis_copy(pool, e[2], &rec->client_id) != NGX_OK
+        || ngx_oauth2_redis_copy(pool, e[3], &rec->scope) != NGX_OK
+        || ngx_oauth2_redis_copy(pool, e[4], &rec->plan) != NGX_OK
+        || ngx_oauth2_redis_copy(pool, e[5], &rec->consent_id) != NGX_OK
+        || ngx_oauth2_redis_copy(pool, e[6], &rec->sub) != NGX_OK
+        || ngx_oauth2_redis_copy(pool, e[7], &exp_str) != NGX_OK
+        || ngx_oauth2_redis_copy(pool, e[8], &rec->consent_status)
+           != NGX_OK)
+    {
+        goto unexpected;
+    }
+
+    if (rec->client_id.len == 0) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "oauth2: record of token %*s has no client_id, "
+                      "token refused", 6, ctx->hash);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    now = ngx_time();
+    rec->expires = 0;
+
+    if (exp_str.len) {
+        exp = ngx_atotm(exp_str.data, exp_str.len);
+
+        if (exp == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "oauth2: record of token %*s has a non-numeric "
+                          "exp \"%V\", token refused", 6, ctx->hash,
+                          &exp_str);
+            return NGX_OAUTH2_INVALID_TOKEN;
+        }
+
+        rec->expires = exp;
+    }
+
+    if (e[1]->integer > 0) {
+        /* the key's TTL, rounded down: never past what Redis keeps */
+        exp = now + (time_t) (e[1]->integer / 1000);
+
+        if (rec->expires == 0 || exp < rec->expires) {
+            rec->expires = exp;
+        }
+    }
+
+    rec->consent_valid = (rec->consent_status.len == 5
+                          && ngx_strncmp(rec->consent_status.data,
+                                         "valid", 5) == 0);
+
+    return NGX_OAUTH2_OK;
+
+unexpected:
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "oauth2: unexpected reply from redis for token %*s",
+                  6, ctx->hash);
+
+    return NGX_OAUTH2_STORE_UNAVAILABLE;
+}
+
+
+void
+ngx_oauth2_redis_detach(ngx_http_oauth2_ctx_t *ctx)
+{
+    if (ctx->waiter) {
+        ctx->waiter->ctx = NULL;
+        ctx->waiter = NULL;
+    }
+}
+
+
+/* events: nginx's event loop drives hiredis */
+
+static void
+ngx_oauth2_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t    *c = ev->data;
+    ngx_oauth2_redis_t  *rd = c->data;
+
+    redisAsyncHandleRead(rd->ac);
+}
+
+
+static void
+ngx_oauth2_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t    *c = ev->data;
+    ngx_oauth2_redis_t  *rd = c->data;
+
+    redisAsyncHandleWrite(rd->ac);
+}
+
+
+/*
+ * level-triggered: hiredis reads once per call, what it leaves in the
+ * socket must wake us again
+ */
+
+static void
+ngx_oauth2_redis_add_read(void *privdata)
+{
+    ngx_oauth2_redis_t  *rd = privdata;
+
+    if (rd->conn && !rd->conn->read->active) {
+        if (ngx_add_event(rd->conn->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
+                          "oauth2: cannot watch the redis connection");
+        }
+    }
+}
+
+
+static void
+ngx_oauth2_redis_del_read(void *privdata)
+{
+    ngx_oauth2_redis_t  *rd = privdata;
+
+    if (rd->conn && rd->conn->read->active) {
+        ngx_del_event(rd->conn->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_oauth2_redis_add_write(void *privdata)
+{
+    ngx_oauth2_redis_t  *rd = privdata;
+
+    if (rd->conn && !rd->conn->write->active) {
+        if (ngx_add_event(rd->conn->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
+                          "oauth2: cannot watch the redis connection");
+        }
+    }
+}
+
+
+static void
+ngx_oauth2_redis_del_write(void *privdata)
+{
+    ngx_oauth2_redis_t  *rd = privdata;
+
+    if (rd->conn && rd->conn->write->active) {
+        ngx_del_event(rd->conn->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/*
+ * hiredis is freeing the context (and closes the socket itself): release
+ * the ngx_connection_t and plan the next connection
+ */
+
+static void
+ngx_oauth2_redis_cleanup(void *privdata)
+{
+    ngx_oauth2_redis_t  *rd = privdata;
+
+    ngx_connection_t  *c;
+
+    c = rd->conn;
+
+    if (c) {
+        if (c->read->active) {
+            ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        }
+
+        if (c->write->active) {
+            ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
+    }
+
+    rd->conn = NULL;
+    rd->ac = NULL;
+    rd->state = NGX_OAUTH2_REDIS_DOWN;
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    if (rd->exiting || rd->reconnect.timer_set) {
+        return;
+    }
+
+    /*
+     * a connection that was up is tried again at once; one that failed
+     * is retried with a backoff, while requests get their 503 at once
+     */
+
+    if (!rd->known_down) {
+        ngx_add_timer(&rd->reconnect, 1);
+        return;
+    }
+
+    rd->backoff = rd->backoff ? ngx_min(rd->backoff * 2,
+                                        NGX_OAUTH2_BACKOFF_MAX)
+                              : NGX_OAUTH2_BACKOFF_MIN;
+
+    ngx_add_timer(&rd->reconnect, rd->backoff);
+}
