@@ -14,6 +14,16 @@ typedef struct {
 } ngx_http_oauth2_var_t;
 
 
+/* ngx_conf_num_bounds_t, with the directive's name in the message */
+
+typedef struct {
+    ngx_conf_post_handler_pt     post_handler;
+    char                        *name;
+    ngx_int_t                    low;
+    ngx_int_t                    high;
+} ngx_http_oauth2_bounds_t;
+
+
 enum {
     NGX_OAUTH2_VAR_CLIENT_ID = 0,
     NGX_OAUTH2_VAR_SCOPE,
@@ -43,6 +53,8 @@ static char *ngx_http_oauth2_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_oauth2_redis_password(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_check_bounds(ngx_conf_t *cf, void *post,
+    void *data);
 static char *ngx_http_oauth2_check_realm(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_oauth2_check_prefix(ngx_conf_t *cf, void *post,
@@ -52,12 +64,12 @@ static ngx_int_t ngx_http_oauth2_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
-static ngx_conf_num_bounds_t  ngx_http_oauth2_db_bounds = {
-    ngx_conf_check_num_bounds, 0, 65535
+static ngx_http_oauth2_bounds_t  ngx_http_oauth2_db_bounds = {
+    ngx_http_oauth2_check_bounds, "oauth2_redis_db", 0, 65535
 };
 
-static ngx_conf_num_bounds_t  ngx_http_oauth2_max_token_bounds = {
-    ngx_conf_check_num_bounds, 16, 65536
+static ngx_http_oauth2_bounds_t  ngx_http_oauth2_max_token_bounds = {
+    ngx_http_oauth2_check_bounds, "oauth2_token_max_length", 16, 65536
 };
 
 static ngx_conf_post_t  ngx_http_oauth2_realm_post = {
@@ -591,6 +603,23 @@ ngx_http_oauth2_redis_password(ngx_conf_t *cf, ngx_command_t *cmd,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "empty user or password in "
                            "\"oauth2_redis_password\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_oauth2_bounds_t  *b = post;
+    ngx_int_t                 *np = data;
+
+    if (*np < b->low || *np > b->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" must be between %i and %i",
+                           b->name, b->low, b->high);
         return NGX_CONF_ERROR;
     }
 

@@ -453,7 +453,7 @@ sub run_block {
     my $block = shift;
     my $name = $block->name;
     my $rand_ports = {};
-    my $config = expand_env($block->config, $rand_ports);
+    my $config = expand_env(scalar $block->config, $rand_ports);
 
     my ($should_skip, $tests_to_skip, $skip_reason, $should_todo, $todo_reason);
     if (defined(my $s = $block->skip_eval)) {
@@ -792,7 +792,7 @@ sub run_requests {
     my ($block, $rep) = @_;
     my $name = $block->name;
     my @reqs = requests_from_block($block);
-    my $timeout = parse_time($block->timeout) // $Timeout;
+    my $timeout = parse_time(scalar $block->timeout) // $Timeout;
     my $need_array = @reqs > 1;
     for my $idx (0 .. $#reqs) {
         my ($raw, $head) = send_request($block, $reqs[$idx], $timeout);
@@ -1033,7 +1033,7 @@ sub check_error_log {
         die "No --- grep_error_log defined but --- grep_error_log_out is defined\n";
     }
 
-    my ($want, $forbid) = ($block->error_log, $block->no_error_log);
+    my ($want, $forbid) = (scalar $block->error_log, scalar $block->no_error_log);
     if (defined $want || defined $forbid) {
         $lines //= log_lines($ErrLogFile);
         check_log_patterns($name, 'error_log', 'error.log', $lines, $want, $forbid, $rep);
@@ -1056,7 +1056,7 @@ sub check_error_log {
 
 sub check_access_log {
     my ($block, $rep) = @_;
-    my ($want, $forbid) = ($block->access_log, $block->no_access_log);
+    my ($want, $forbid) = (scalar $block->access_log, scalar $block->no_access_log);
     return unless defined $want || defined $forbid;
     check_log_patterns($block->name, 'access_log', 'access.log',
                        log_lines($AccLogFile), $want, $forbid, $rep);

@@ -1,0 +1,144 @@
+# Configuration errors are caught by `nginx -t`, with a message that names
+# the directive.  Plain Test::More: nginx is only asked to test its
+# configuration, never started.
+
+use strict;
+use warnings;
+
+use Test::More;
+use File::Temp qw(tempdir);
+
+my $nginx  = $ENV{TEST_NGINX_BINARY} || 'nginx';
+my $module = $ENV{TEST_NGINX_LOAD_MODULES}
+    or plan skip_all => 'TEST_NGINX_LOAD_MODULES is not set';
+my $redis  = $ENV{TEST_NGINX_REDIS_PORT} || 6379;
+
+sub nginx_t {
+    my ($http, $server) = @_;
+    my $dir = tempdir(CLEANUP => 1);
+    mkdir "$dir/conf";
+    mkdir "$dir/logs";
+    open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
+    print $fh <<"EOF";
+load_module $module;
+error_log logs/error.log;
+pid logs/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    $http
+    server {
+        listen 127.0.0.1:1;
+        $server
+    }
+}
+EOF
+    close $fh;
+    my $out = `$nginx -p $dir/ -c conf/nginx.conf -t 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub ok_conf {
+    my ($name, $http, $server) = @_;
+    my ($rc, $out) = nginx_t($http, $server);
+    is($rc, 0, "$name: nginx -t accepts it") or diag $out;
+}
+
+sub bad_conf {
+    my ($name, $http, $server, $re) = @_;
+    my ($rc, $out) = nginx_t($http, $server);
+    isnt($rc, 0, "$name: nginx -t fails");
+    like($out, $re, "$name: the message says why");
+}
+
+ok_conf('minimal', "oauth2_redis 127.0.0.1:$redis;",
+        'location / { oauth2 on; oauth2_scope accounts; }');
+
+ok_conf('every directive',
+        "oauth2_redis localhost:$redis; oauth2_redis_password gw secret;
+         oauth2_redis_db 2; oauth2_redis_timeout 250ms;
+         oauth2_redis_prefix bank:; oauth2_cache zone=tok:1m ttl=10s;
+         oauth2_realm bank; oauth2_consent off; oauth2_token_max_length 1k;
+         oauth2_error_message 401 \"Token required\";",
+        'location / { oauth2 on; oauth2_scope_any a b; oauth2_scope c; }');
+
+ok_conf('unix socket', 'oauth2_redis unix:/tmp/redis.sock;',
+        'location / { oauth2 on; }');
+
+ok_conf('module loaded, not used', '', 'location / { }');
+
+bad_conf('oauth2 without redis', '', 'location / { oauth2 on; }',
+         qr/"oauth2" is on but no "oauth2_redis" is configured/);
+
+bad_conf('bad redis address', 'oauth2_redis 127.0.0.1:notaport;', '',
+         qr/invalid "oauth2_redis" address "127.0.0.1:notaport"/);
+
+bad_conf('unresolvable redis host',
+         'oauth2_redis no-such-host.invalid:6379;', '',
+         qr/no-such-host.invalid/);
+
+bad_conf('redis in a location', '',
+         "location / { oauth2_redis 127.0.0.1:$redis; }",
+         qr/"oauth2_redis" directive is not allowed here/);
+
+bad_conf('duplicate redis',
+         "oauth2_redis 127.0.0.1:$redis; oauth2_redis 127.0.0.1:$redis;", '',
+         qr/"oauth2_redis" directive is duplicate/);
+
+bad_conf('bad flag', "oauth2_redis 127.0.0.1:$redis;",
+         'location / { oauth2 maybe; }',
+         qr/invalid value "maybe" in "oauth2" directive/);
+
+bad_conf('bad db', "oauth2_redis 127.0.0.1:$redis; oauth2_redis_db -1;", '',
+         qr/oauth2_redis_db/);
+
+bad_conf('db out of range',
+         "oauth2_redis 127.0.0.1:$redis; oauth2_redis_db 70000;", '',
+         qr/oauth2_redis_db/);
+
+bad_conf('bad timeout',
+         "oauth2_redis 127.0.0.1:$redis; oauth2_redis_timeout soon;", '',
+         qr/oauth2_redis_timeout/);
+
+bad_conf('empty password',
+         "oauth2_redis 127.0.0.1:$redis; oauth2_redis_password \"\";", '',
+         qr/empty user or password in "oauth2_redis_password"/);
+
+bad_conf('scope with a quote', "oauth2_redis 127.0.0.1:$redis;",
+         "location / { oauth2 on; oauth2_scope 'a\"b'; }",
+         qr/invalid scope "a"b" in "oauth2_scope"/);
+
+bad_conf('duplicate scope directive', "oauth2_redis 127.0.0.1:$redis;",
+         'location / { oauth2_scope a; oauth2_scope b; }',
+         qr/"oauth2_scope" directive is duplicate/);
+
+bad_conf('realm with a quote', "oauth2_realm 'a\"b';", '',
+         qr/invalid "oauth2_realm"/);
+
+bad_conf('error message code', 'oauth2_error_message 404 nope;', '',
+         qr/invalid code "404" in "oauth2_error_message"/);
+
+bad_conf('error message not UTF-8',
+         "oauth2_error_message 401 \"\xff\xfe\";", '',
+         qr/"oauth2_error_message" text for 401 is not valid UTF-8/);
+
+bad_conf('duplicate error message',
+         'oauth2_error_message 401 a; oauth2_error_message 401 b;', '',
+         qr/duplicate "oauth2_error_message" for 401/);
+
+bad_conf('token length too small', 'oauth2_token_max_length 8;', '',
+         qr/oauth2_token_max_length/);
+
+bad_conf('cache without zone', "oauth2_cache ttl=10s;", '',
+         qr/"oauth2_cache" needs zone=NAME:SIZE/);
+
+bad_conf('cache zone too small', "oauth2_cache zone=a:1k;", '',
+         qr/"oauth2_cache" zone "zone=a:1k" is too small/);
+
+bad_conf('cache bad ttl', "oauth2_cache zone=a:1m ttl=never;", '',
+         qr/invalid parameter "ttl=never" in "oauth2_cache"/);
+
+bad_conf('cache bad parameter', "oauth2_cache zone=a:1m size=3;", '',
+         qr/invalid parameter "size=3" in "oauth2_cache"/);
+
+done_testing();
