@@ -430,6 +430,7 @@ sub run_tests () {
 
 sub bad_sections {
     my $block = shift;
+    no warnings 'once';
     my %extra = map { $_ => 1 } @Test::Nginx::Socket::ExtraSections;
     my (@bad, @unknown);
     my $map = $block->{_section_map} ? $block->{_section_map}[0] : {};
