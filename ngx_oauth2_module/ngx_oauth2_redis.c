@@ -76,6 +76,8 @@ static char  ngx_oauth2_lookup_script[] =
 
 static u_char  ngx_oauth2_lookup_sha[NGX_OAUTH2_SHA1_HEX_LEN];
 
+static char    ngx_oauth2_script_load[] = "SCRIPT LOAD";
+
 
 static void ngx_oauth2_redis_connect(ngx_oauth2_redis_t *rd);
 static void ngx_oauth2_redis_reconnect_handler(ngx_event_t *ev);
@@ -287,8 +289,8 @@ ngx_oauth2_redis_connect(ngx_oauth2_redis_t *rd)
     argv[2] = ngx_oauth2_lookup_script;
     lens[2] = sizeof(ngx_oauth2_lookup_script) - 1;
 
-    redisAsyncCommandArgv(ac, ngx_oauth2_redis_setup_reply, "SCRIPT LOAD",
-                          3, argv, lens);
+    redisAsyncCommandArgv(ac, ngx_oauth2_redis_setup_reply,
+                          ngx_oauth2_script_load, 3, argv, lens);
 
     ngx_add_timer(&rd->connect_timer, omcf->redis_timeout);
 }
@@ -371,19 +373,13 @@ ngx_oauth2_redis_on_connect(const redisAsyncContext *ac, int status)
         return;
     }
 
-    if (rd->connect_timer.timer_set) {
-        ngx_del_timer(&rd->connect_timer);
-    }
+    /*
+     * connected, but not ready: Redis has to answer the set-up commands
+     * first (a stalled Redis accepts connections, and answers nothing)
+     */
 
-    if (rd->known_down) {
-        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
-                      "oauth2: connected to redis %V again",
-                      &rd->omcf->redis_addr);
-    }
-
-    rd->state = NGX_OAUTH2_REDIS_READY;
-    rd->known_down = 0;
-    rd->backoff = 0;
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, rd->log, 0,
+                   "oauth2: redis connection established");
 }
 
 
@@ -410,7 +406,34 @@ ngx_oauth2_redis_setup_reply(redisAsyncContext *ac, void *reply,
     redisReply          *rr = reply;
     ngx_oauth2_redis_t  *rd = ac->data;
 
-    if (rr == NULL || rr->type != REDIS_REPLY_ERROR) {
+    if (rr == NULL) {
+        return;
+    }
+
+    if (rr->type != REDIS_REPLY_ERROR) {
+
+        if (privdata != ngx_oauth2_script_load
+            || rd->state != NGX_OAUTH2_REDIS_CONNECTING)
+        {
+            return;
+        }
+
+        /* the last of the set-up commands: Redis answers, we are ready */
+
+        if (rd->connect_timer.timer_set) {
+            ngx_del_timer(&rd->connect_timer);
+        }
+
+        if (rd->known_down) {
+            ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                          "oauth2: connected to redis %V again",
+                          &rd->omcf->redis_addr);
+        }
+
+        rd->state = NGX_OAUTH2_REDIS_READY;
+        rd->known_down = 0;
+        rd->backoff = 0;
+
         return;
     }
 

@@ -12,6 +12,7 @@ use warnings;
 use Digest::SHA qw(sha256_hex);
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
+use POSIX ();
 
 our $Prefix = 'oauth2:';
 
@@ -106,6 +107,52 @@ sub seed_valid {
 
 sub flush { redis('FLUSHDB') }
 
+# a file for one block to leave a result in for the next one
+sub scratch_file {
+    my ($name) = @_;
+    return "/tmp/oauth2-test-" . port() . "-$name";
+}
+
+sub server_port {
+    no warnings "once";
+    $ENV{TEST_NGINX_SERVER_PORT} || $Test::Nginx::Util::ServerPort || 1984
+}
+
+# A request to the nginx under test from `--- init` (nginx is up by then):
+# returns (status, body, seconds taken).
+sub http_get {
+    my ($path, @headers) = @_;
+    my $start = time;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => server_port(),
+                                     Proto => 'tcp', Timeout => 10)
+        or die "cannot connect to nginx: $!\n";
+    print $sock "GET $path HTTP/1.0\r\nHost: localhost\r\n",
+                map({ "$_\r\n" } @headers), "\r\n";
+    local $/;
+    my $res = <$sock> // '';
+    close $sock;
+    my ($status) = $res =~ m{^HTTP/1\.\d (\d{3})};
+    my ($body) = $res =~ m{\r\n\r\n(.*)\z}s;
+    return ($status // 0, $body // '', time - $start);
+}
+
+# The same in a child process; the child's status line ends up in $file.
+sub http_get_background {
+    my ($file, $path, @headers) = @_;
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        my ($status, $body, $took) = eval { http_get($path, @headers) };
+        if (open my $fh, '>', $file) {
+            printf $fh "%s %.3f\n", $status // 'error', $took // -1;
+            close $fh;
+        }
+        POSIX::_exit(0);
+    }
+    return $pid;
+}
+
 # Runs redis-side DEBUG SLEEP in the background (the redis server of the
 # run is started with enable-debug-command local).
 sub sleep_redis {
@@ -114,7 +161,7 @@ sub sleep_redis {
     die "fork: $!" unless defined $pid;
     if ($pid == 0) {
         eval { redis('DEBUG', 'SLEEP', $seconds) };
-        exit 0;
+        POSIX::_exit(0);
     }
     sleep 0.1;
     return $pid;
