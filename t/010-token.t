@@ -371,7 +371,8 @@ GET /open
 --- response_body
 open
 --- no_error_log
-oauth2:
+oauth2: access denied
+oauth2: token
 [alert]
 
 
