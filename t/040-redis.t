@@ -41,6 +41,23 @@ _EOC_
     }
 });
 
+# A "blackhole" Redis: a listening socket whose accept queue is full, so that
+# connecting to it hangs (SYNs are dropped) instead of being refused.  Made
+# here, before any nginx starts.
+our @Blackhole;
+{
+    my $l = IO::Socket::INET->new(Listen => 0, LocalAddr => '127.0.0.1:0',
+                                  ReuseAddr => 1) or die "listen: $!";
+    push @Blackhole, $l;
+    for (1 .. 3) {
+        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $l->sockport,
+                                      Blocking => 0);
+        push @Blackhole, $c if $c;
+    }
+    $ENV{TEST_NGINX_BLACKHOLE_PORT} = $l->sockport;
+}
+
 no_shuffle();
 run_tests();
 
@@ -79,7 +96,34 @@ $::Unavailable
 
 
 
-=== TEST 3: Redis slower than oauth2_redis_timeout: 503, not a hang
+=== TEST 3: a Redis that cannot be reached is not waited for on every request
+The first request waits at most oauth2_redis_timeout for the connection;
+once the connect has timed out, Redis is known to be down and requests get
+their 503 at once while the worker retries in the background.
+--- http_config
+    oauth2_redis 127.0.0.1:$TEST_NGINX_BLACKHOLE_PORT;
+    oauth2_redis_timeout 700ms;
+--- init
+my ($s1, undef, $t1) = OAuth2Test::http_get('/api', 'Authorization: Bearer a');
+Test::More::is($s1, 503, 'first request: 503');
+Test::More::cmp_ok($t1, '<', 1.2, 'after at most the timeout');
+my @t;
+for (1 .. 5) {
+    my ($s, undef, $t) = OAuth2Test::http_get('/api', 'Authorization: Bearer a');
+    push @t, $t if $s == 503;
+}
+Test::More::is(scalar(@t), 5, 'then five 503s');
+Test::More::cmp_ok((sort { $b <=> $a } @t)[0], '<', 0.2, 'each at once');
+--- more_headers
+Authorization: Bearer b
+--- error_code: 503
+--- timeout: 1
+--- error_log eval
+qr/oauth2: connecting to redis 127\.0\.0\.1:\d+ timed out/
+
+
+
+=== TEST 4: Redis slower than oauth2_redis_timeout: 503, not a hang
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_redis_timeout 300ms;
@@ -98,7 +142,7 @@ $::Unavailable
 
 
 
-=== TEST 4: a stalled Redis does not stall the worker
+=== TEST 5: a stalled Redis does not stall the worker
 A protected request waits on a sleeping Redis while a request to a location
 without oauth2 is sent to the same (single) worker: it is answered at once,
 and the protected one gets its 200 when Redis wakes up.
@@ -128,7 +172,7 @@ Authorization: Bearer tok-stall
 
 
 
-=== TEST 5: one Redis round trip per request: a single EVALSHA
+=== TEST 6: one Redis round trip per request: a single EVALSHA
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- config
@@ -161,7 +205,7 @@ Authorization: Bearer tok-rt
 
 
 
-=== TEST 6: the script cache flushed: NOSCRIPT, the script is loaded again
+=== TEST 7: the script cache flushed: NOSCRIPT, the script is loaded again
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
 --- init
@@ -176,7 +220,7 @@ oauth2: redis lost the lookup script, loading it again
 
 
 
-=== TEST 7: a unix socket address
+=== TEST 8: a unix socket address
 --- http_config
     oauth2_redis unix:$TEST_NGINX_REDIS_SOCKET;
 --- init
@@ -187,7 +231,7 @@ Authorization: Bearer tok-unix
 
 
 
-=== TEST 8: oauth2_redis_db selects the database
+=== TEST 9: oauth2_redis_db selects the database
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_redis_db 3;
@@ -201,7 +245,7 @@ Authorization: Bearer tok-db
 
 
 
-=== TEST 9: the token is not found in database 0 when db 3 is selected
+=== TEST 10: the token is not found in database 0 when db 3 is selected
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_redis_db 3;
@@ -213,7 +257,7 @@ Authorization: Bearer tok-db0
 
 
 
-=== TEST 10: an ACL user and password (Redis 6+)
+=== TEST 11: an ACL user and password (Redis 6+)
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_redis_password gateway s3cret;
@@ -230,7 +274,7 @@ Authorization: Bearer tok-acl
 
 
 
-=== TEST 11: a wrong password: 503 and the reason in the log
+=== TEST 12: a wrong password: 503 and the reason in the log
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_redis_password gateway wrong;
@@ -248,7 +292,7 @@ qr/\[error\] .*oauth2: redis 127\.0\.0\.1:\d+ refused oauth2_redis_password: WRO
 
 
 
-=== TEST 12: Redis comes back: requests succeed again within a second
+=== TEST 13: Redis comes back: requests succeed again within a second
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_redis_timeout 200ms;
