@@ -24,6 +24,12 @@ static ngx_int_t ngx_http_oauth2_decide(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx);
 static ngx_oauth2_outcome_e ngx_http_oauth2_check(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_oauth2_record_t *rec);
+static ngx_int_t ngx_http_oauth2_script_args(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx);
+static ngx_oauth2_outcome_e ngx_http_oauth2_fallback(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx);
 static void ngx_http_oauth2_timeout_handler(ngx_event_t *ev);
 static void ngx_http_oauth2_cleanup(void *data);
 
@@ -33,7 +39,6 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
     ngx_str_t                     token;
-    ngx_pool_cleanup_t           *cln;
     ngx_http_oauth2_ctx_t        *ctx;
     ngx_http_oauth2_loc_conf_t   *olcf;
     ngx_http_oauth2_main_conf_t  *omcf;
@@ -81,34 +86,63 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "oauth2: token %*s from cache", (size_t) 6,
                        ctx->hash);
-        ctx->done = 1;
-        return ngx_http_oauth2_decide(r, olcf, ctx);
+
+        ctx->rl_only = 1;
+        ctx->outcome = ngx_http_oauth2_check(r, olcf, &ctx->record);
+
+        if (ctx->outcome == NGX_OAUTH2_OK && olcf->rate_limit && omcf->plans) {
+            ctx->rl.plan = ngx_oauth2_ratelimit_plan(r, omcf,
+                                                     &ctx->record.plan);
+        }
+
+        if (ctx->rl.plan == NULL) {
+            ctx->done = 1;
+            return ngx_http_oauth2_decide(r, olcf, ctx);
+        }
+
+        /* the token is known, the rate limit still goes to Redis */
+
+        ctx->script = NGX_OAUTH2_SCRIPT_RATELIMIT;
+
+    } else {
+        ctx->script = NGX_OAUTH2_SCRIPT_LOOKUP;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
+    if (ngx_http_oauth2_script_args(r, olcf, omcf, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    cln->handler = ngx_http_oauth2_cleanup;
-    cln->data = ctx;
-
-    rc = ngx_oauth2_redis_lookup(omcf, ctx);
+    rc = ngx_oauth2_redis_call(omcf, ctx);
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
 
     if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth2: redis %V is unavailable, answering 503",
-                      &omcf->redis_addr);
-        ctx->outcome = NGX_OAUTH2_STORE_UNAVAILABLE;
+        /* the cause was logged by the connection, when it happened */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: redis %V is unavailable", &omcf->redis_addr);
+
+        ctx->outcome = ctx->rl_only
+                       ? ngx_http_oauth2_fallback(r, olcf, omcf, ctx)
+                       : NGX_OAUTH2_STORE_UNAVAILABLE;
         ctx->done = 1;
+
         return ngx_http_oauth2_decide(r, olcf, ctx);
     }
 
     /* NGX_AGAIN: the reply comes to ngx_http_oauth2_lookup_done() */
+
+    if (!ctx->cleanup) {
+        ctx->cleanup = ngx_pool_cleanup_add(r->pool, 0);
+        if (ctx->cleanup == NULL) {
+            ngx_oauth2_redis_detach(ctx);
+            return NGX_ERROR;
+        }
+
+        ctx->cleanup->handler = ngx_http_oauth2_cleanup;
+        ctx->cleanup->data = ctx;
+    }
 
     ctx->timeout.handler = ngx_http_oauth2_timeout_handler;
     ctx->timeout.data = ctx;
@@ -123,8 +157,121 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 
 
 /*
- * Called by the Redis code with the reply's outcome (ctx->record filled on
- * NGX_OAUTH2_OK), or by the timeout: resumes the phases.
+ * KEYS and ARGV of the script call: see the scripts in ngx_oauth2_redis.c
+ */
+
+static ngx_int_t
+ngx_http_oauth2_script_args(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx)
+{
+    u_char     *p;
+    ngx_str_t  *a;
+
+    static ngx_str_t  one = ngx_string("1");
+    static ngx_str_t  zero = ngx_string("0");
+    static ngx_str_t  empty = ngx_string("");
+
+    if (ctx->script == NGX_OAUTH2_SCRIPT_RATELIMIT) {
+        a = ngx_palloc(r->pool, 4 * sizeof(ngx_str_t));
+        if (a == NULL) {
+            return NGX_ERROR;
+        }
+
+        a[0] = omcf->prefix;
+        a[1] = ctx->record.client_id;
+        a[2] = ctx->rl.plan->name;
+        a[3] = ctx->rl.plan->spec;
+
+        ctx->args = a;
+        ctx->nargs = 4;
+        ctx->nkeys = 0;
+
+        return NGX_OK;
+    }
+
+    a = ngx_palloc(r->pool, 8 * sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    a[0].len = omcf->prefix.len + sizeof("token:") - 1
+               + NGX_OAUTH2_TOKEN_HASH_LEN;
+    a[0].data = ngx_pnalloc(r->pool, a[0].len);
+    if (a[0].data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(a[0].data, omcf->prefix.data, omcf->prefix.len);
+    p = ngx_cpymem(p, "token:", sizeof("token:") - 1);
+    ngx_memcpy(p, ctx->hash, NGX_OAUTH2_TOKEN_HASH_LEN);
+
+    a[1] = omcf->prefix;
+    a[2] = (olcf->rate_limit && omcf->plans) ? one : zero;
+    a[3] = omcf->plans_spec.len ? omcf->plans_spec : empty;
+    a[4] = omcf->default_plan ? omcf->default_plan->name : empty;
+    a[5] = olcf->consent ? one : zero;
+    a[6] = olcf->scope_all_arg.len ? olcf->scope_all_arg : empty;
+    a[7] = olcf->scope_any_arg.len ? olcf->scope_any_arg : empty;
+
+    ctx->args = a;
+    ctx->nargs = 8;
+    ctx->nkeys = 1;
+
+    return NGX_OK;
+}
+
+
+/* oauth2_rate_limit_fallback: Redis cannot count, the token is known */
+
+static ngx_oauth2_outcome_e
+ngx_http_oauth2_fallback(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx)
+{
+    switch (olcf->rl_fallback) {
+
+    case NGX_OAUTH2_RL_FALLBACK_DENY:
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth2: rate limit unavailable, "
+                      "oauth2_rate_limit_fallback deny: 503");
+        return NGX_OAUTH2_STORE_UNAVAILABLE;
+
+    case NGX_OAUTH2_RL_FALLBACK_ALLOW:
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth2: rate limit unavailable, "
+                      "oauth2_rate_limit_fallback allow: not limited");
+        ctx->rl.state = NGX_OAUTH2_RL_NONE;
+        return NGX_OAUTH2_OK;
+
+    default: /* NGX_OAUTH2_RL_FALLBACK_LOCAL */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth2: rate limit unavailable, "
+                      "oauth2_rate_limit_fallback local: this node counts "
+                      "alone");
+
+        switch (ngx_oauth2_ratelimit_local(r, omcf, ctx)) {
+
+        case NGX_OK:
+            return NGX_OAUTH2_OK;
+
+        case NGX_ERROR:
+            return NGX_OAUTH2_INTERNAL_ERROR;
+
+        default:
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "oauth2: no room to count the rate limit locally, "
+                          "not limited");
+            ctx->rl.state = NGX_OAUTH2_RL_NONE;
+            return NGX_OAUTH2_OK;
+        }
+    }
+}
+
+
+/*
+ * Called by the Redis code with the reply's outcome (ctx->record, ctx->rl
+ * filled on NGX_OAUTH2_OK), or by the timeout: resumes the phases.
  */
 
 void
@@ -133,12 +280,12 @@ ngx_http_oauth2_lookup_done(ngx_http_oauth2_ctx_t *ctx,
 {
     ngx_connection_t             *c;
     ngx_http_request_t           *r;
+    ngx_http_oauth2_loc_conf_t   *olcf;
     ngx_http_oauth2_main_conf_t  *omcf;
 
     r = ctx->request;
     c = r->connection;
 
-    ctx->outcome = outcome;
     ctx->done = 1;
     ctx->waiter = NULL;
 
@@ -146,14 +293,21 @@ ngx_http_oauth2_lookup_done(ngx_http_oauth2_ctx_t *ctx,
         ngx_del_timer(&ctx->timeout);
     }
 
-    if (outcome == NGX_OAUTH2_OK) {
-        omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
 
-        if (omcf->cache) {
-            ngx_oauth2_cache_put(omcf->cache, ctx->hash, &ctx->record,
-                                 c->log);
+    if (ctx->rl_only) {
+        /* the record came from the cache and passed its checks */
+
+        if (outcome == NGX_OAUTH2_STORE_UNAVAILABLE) {
+            olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+            outcome = ngx_http_oauth2_fallback(r, olcf, omcf, ctx);
         }
+
+    } else if (outcome == NGX_OAUTH2_OK && omcf->cache) {
+        ngx_oauth2_cache_put(omcf->cache, ctx->hash, &ctx->record, c->log);
     }
+
+    ctx->outcome = outcome;
 
     ngx_http_core_run_phases(r);
 
@@ -174,7 +328,23 @@ ngx_http_oauth2_decide(ngx_http_request_t *r,
         ctx->outcome = ngx_http_oauth2_check(r, olcf, &ctx->record);
     }
 
+    if (ctx->outcome == NGX_OAUTH2_OK
+        && ctx->rl.state == NGX_OAUTH2_RL_LIMITED)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: client \"%V\" is over plan \"%V\", "
+                      "retry in %Ms", &ctx->record.client_id,
+                      &ctx->rl.plan->name, ctx->rl.retry);
+        ctx->outcome = NGX_OAUTH2_RATE_LIMITED;
+    }
+
     if (ctx->outcome == NGX_OAUTH2_OK) {
+        if (olcf->rl_headers
+            && ngx_oauth2_ratelimit_headers(r, ctx) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         return NGX_OK;
     }
 
@@ -182,9 +352,16 @@ ngx_http_oauth2_decide(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "oauth2: access denied: %V",
-                  ngx_oauth2_outcome_name(ctx->outcome));
+    if (ctx->outcome == NGX_OAUTH2_STORE_UNAVAILABLE) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: answering 503, the token store is "
+                      "unavailable");
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: access denied: %V",
+                      ngx_oauth2_outcome_name(ctx->outcome));
+    }
 
     rc = ngx_oauth2_send_error(r, olcf, ctx);
 
@@ -274,7 +451,7 @@ ngx_http_oauth2_timeout_handler(ngx_event_t *ev)
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "oauth2: redis %V did not answer within %M ms "
-                  "(oauth2_redis_timeout), answering 503",
+                  "(oauth2_redis_timeout)",
                   &omcf->redis_addr, omcf->redis_timeout);
 
     ngx_oauth2_redis_detach(ctx);

@@ -31,7 +31,8 @@ enum {
     NGX_OAUTH2_VAR_CONSENT_ID,
     NGX_OAUTH2_VAR_SUB,
     NGX_OAUTH2_VAR_EXPIRES_IN,
-    NGX_OAUTH2_VAR_STATUS
+    NGX_OAUTH2_VAR_STATUS,
+    NGX_OAUTH2_VAR_RL_REMAINING
 };
 
 
@@ -70,6 +71,13 @@ static ngx_http_oauth2_bounds_t  ngx_http_oauth2_db_bounds = {
 
 static ngx_http_oauth2_bounds_t  ngx_http_oauth2_max_token_bounds = {
     ngx_http_oauth2_check_bounds, "oauth2_token_max_length", 16, 65536
+};
+
+static ngx_conf_enum_t  ngx_http_oauth2_rl_fallback[] = {
+    { ngx_string("local"), NGX_OAUTH2_RL_FALLBACK_LOCAL },
+    { ngx_string("allow"), NGX_OAUTH2_RL_FALLBACK_ALLOW },
+    { ngx_string("deny"), NGX_OAUTH2_RL_FALLBACK_DENY },
+    { ngx_null_string, 0 }
 };
 
 static ngx_conf_post_t  ngx_http_oauth2_realm_post = {
@@ -167,6 +175,41 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       offsetof(ngx_http_oauth2_main_conf_t, prefix),
       &ngx_http_oauth2_prefix_post },
 
+    { ngx_string("oauth2_plan"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_oauth2_plan_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_default_plan"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, default_plan_name),
+      NULL },
+
+    { ngx_string("oauth2_rate_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, rate_limit),
+      NULL },
+
+    { ngx_string("oauth2_rate_limit_fallback"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, rl_fallback),
+      &ngx_http_oauth2_rl_fallback },
+
+    { ngx_string("oauth2_rate_limit_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, rl_headers),
+      NULL },
+
     { ngx_string("oauth2_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_oauth2_cache_directive,
@@ -217,6 +260,8 @@ static ngx_http_oauth2_var_t  ngx_http_oauth2_vars[] = {
     { ngx_string("oauth2_sub"), NGX_OAUTH2_VAR_SUB },
     { ngx_string("oauth2_expires_in"), NGX_OAUTH2_VAR_EXPIRES_IN },
     { ngx_string("oauth2_status"), NGX_OAUTH2_VAR_STATUS },
+    { ngx_string("oauth2_ratelimit_remaining"),
+      NGX_OAUTH2_VAR_RL_REMAINING },
     { ngx_null_string, 0 }
 };
 
@@ -280,6 +325,11 @@ ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
      *     omcf->redis_password = { 0, NULL };
      *     omcf->prefix = { 0, NULL };
      *     omcf->cache = NULL;
+     *     omcf->plans = NULL;
+     *     omcf->default_plan_name = { 0, NULL };
+     *     omcf->default_plan = NULL;
+     *     omcf->plans_spec = { 0, NULL };
+     *     omcf->warned_plans = NULL;
      *     omcf->redis = NULL;
      */
 
@@ -298,8 +348,18 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(omcf->redis_db, 0);
     ngx_conf_init_msec_value(omcf->redis_timeout, 1000);
 
+    if (omcf->redis_timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_redis_timeout\" must be more than 0");
+        return NGX_CONF_ERROR;
+    }
+
     if (omcf->prefix.data == NULL) {
         ngx_str_set(&omcf->prefix, "oauth2:");
+    }
+
+    if (ngx_oauth2_ratelimit_init_main(cf, omcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
     return ngx_oauth2_redis_script_init(cf);
@@ -320,6 +380,8 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     olcf->scope_required = { 0, NULL };
+     *     olcf->scope_all_arg = { 0, NULL };
+     *     olcf->scope_any_arg = { 0, NULL };
      *     olcf->realm = { 0, NULL };
      *     olcf->bodies = NULL;
      */
@@ -329,6 +391,9 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     olcf->scope_all = NGX_CONF_UNSET_PTR;
     olcf->scope_any = NGX_CONF_UNSET_PTR;
     olcf->max_token = NGX_CONF_UNSET_SIZE;
+    olcf->rate_limit = NGX_CONF_UNSET;
+    olcf->rl_fallback = NGX_CONF_UNSET_UINT;
+    olcf->rl_headers = NGX_CONF_UNSET;
     olcf->messages = NGX_CONF_UNSET_PTR;
 
     return olcf;
@@ -350,6 +415,10 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->realm, prev->realm, "api");
     ngx_conf_merge_size_value(conf->max_token, prev->max_token,
                               NGX_OAUTH2_DEFAULT_MAX_TOKEN);
+    ngx_conf_merge_value(conf->rate_limit, prev->rate_limit, 1);
+    ngx_conf_merge_uint_value(conf->rl_fallback, prev->rl_fallback,
+                              NGX_OAUTH2_RL_FALLBACK_LOCAL);
+    ngx_conf_merge_value(conf->rl_headers, prev->rl_headers, 1);
 
     if (conf->messages == NGX_CONF_UNSET_PTR) {
         conf->messages = prev->messages;
@@ -368,10 +437,16 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* the "scope" attribute of WWW-Authenticate for insufficient_scope */
 
-    if (conf->scope_all == prev->scope_all
-        && conf->scope_any == prev->scope_any)
+    if (conf->scope_all == NULL && conf->scope_any == NULL) {
+        /* nothing required */
+
+    } else if (conf->scope_all == prev->scope_all
+               && conf->scope_any == prev->scope_any
+               && prev->scope_required.data)
     {
         conf->scope_required = prev->scope_required;
+        conf->scope_all_arg = prev->scope_all_arg;
+        conf->scope_any_arg = prev->scope_any_arg;
 
     } else if (ngx_http_oauth2_join_scopes(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -434,6 +509,25 @@ ngx_http_oauth2_join_scopes(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
     }
 
     conf->scope_required.len = p - conf->scope_required.data;
+
+    /* the same, apart, for the lookup script */
+
+    len = 0;
+    for (i = 0; a[0] && i < a[0]->nelts; i++) {
+        s = a[0]->elts;
+        len += s[i].len + 1;
+    }
+
+    conf->scope_all_arg.data = conf->scope_required.data;
+    conf->scope_all_arg.len = len ? len - 1 : 0;
+
+    if (a[1] == NULL || a[1]->nelts == 0) {
+        ngx_str_null(&conf->scope_any_arg);
+
+    } else {
+        conf->scope_any_arg.data = conf->scope_required.data + len;
+        conf->scope_any_arg.len = conf->scope_required.len - len;
+    }
 
     return NGX_OK;
 }
@@ -748,6 +842,25 @@ ngx_http_oauth2_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         left = ctx->record.expires - ngx_time();
 
         v->len = ngx_sprintf(p, "%T", left > 0 ? left : 0) - p;
+        v->data = p;
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
+
+        return NGX_OK;
+
+    case NGX_OAUTH2_VAR_RL_REMAINING:
+        if (ctx->rl.state == NGX_OAUTH2_RL_NONE) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->len = ngx_sprintf(p, "%i", ctx->rl.remaining) - p;
         v->data = p;
         v->valid = 1;
         v->no_cacheable = 1;

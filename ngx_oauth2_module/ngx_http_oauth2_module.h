@@ -18,6 +18,7 @@
 
 #define NGX_OAUTH2_TOKEN_HASH_LEN    64      /* hex SHA-256 */
 #define NGX_OAUTH2_DEFAULT_MAX_TOKEN 4096
+#define NGX_OAUTH2_MAX_LIMITS        8       /* per plan */
 
 
 /* what happened to a request: $oauth2_status and the response */
@@ -29,6 +30,7 @@ typedef enum {
     NGX_OAUTH2_INVALID_REQUEST,
     NGX_OAUTH2_INSUFFICIENT_SCOPE,
     NGX_OAUTH2_CONSENT_INVALID,
+    NGX_OAUTH2_RATE_LIMITED,
     NGX_OAUTH2_STORE_UNAVAILABLE,
     NGX_OAUTH2_INTERNAL_ERROR
 } ngx_oauth2_outcome_e;
@@ -58,6 +60,41 @@ typedef struct {
 } ngx_oauth2_record_t;
 
 
+/* one limit of a plan: count requests per period */
+typedef struct {
+    ngx_uint_t                   count;
+    ngx_msec_t                   period;
+} ngx_oauth2_limit_t;
+
+
+/* oauth2_plan NAME LIMIT ... */
+typedef struct {
+    ngx_str_t                    name;
+    ngx_array_t                 *limits;         /* of ngx_oauth2_limit_t */
+    ngx_str_t                    spec;           /* "N usec N usec" */
+} ngx_oauth2_plan_t;
+
+
+#define NGX_OAUTH2_RL_NONE       0
+#define NGX_OAUTH2_RL_ALLOWED    1
+#define NGX_OAUTH2_RL_LIMITED    2
+
+#define NGX_OAUTH2_RL_FALLBACK_LOCAL  0
+#define NGX_OAUTH2_RL_FALLBACK_ALLOW  1
+#define NGX_OAUTH2_RL_FALLBACK_DENY   2
+
+
+/* the rate-limit decision of a request, for the response headers */
+typedef struct {
+    ngx_oauth2_plan_t           *plan;           /* NULL: not limited */
+    ngx_uint_t                   state;          /* NGX_OAUTH2_RL_* */
+    ngx_uint_t                   limit;          /* the tightest limit */
+    ngx_int_t                    remaining;
+    ngx_msec_t                   reset;          /* s until it is full */
+    ngx_msec_t                   retry;          /* s, when limited */
+} ngx_oauth2_rl_t;
+
+
 typedef struct ngx_oauth2_redis_s  ngx_oauth2_redis_t;
 typedef struct ngx_oauth2_cache_s  ngx_oauth2_cache_t;
 
@@ -75,6 +112,12 @@ typedef struct {
 
     ngx_oauth2_cache_t          *cache;          /* oauth2_cache */
 
+    ngx_array_t                 *plans;          /* of ngx_oauth2_plan_t */
+    ngx_str_t                    default_plan_name;
+    ngx_oauth2_plan_t           *default_plan;
+    ngx_str_t                    plans_spec;     /* all plans, for Redis */
+    ngx_array_t                 *warned_plans;   /* per worker */
+
     ngx_oauth2_redis_t          *redis;          /* per worker */
 } ngx_http_oauth2_main_conf_t;
 
@@ -87,6 +130,11 @@ typedef struct {
     ngx_str_t                    scope_required; /* for WWW-Authenticate */
     ngx_str_t                    realm;
     size_t                       max_token;
+    ngx_str_t                    scope_all_arg;  /* space-separated */
+    ngx_str_t                    scope_any_arg;
+    ngx_flag_t                   rate_limit;
+    ngx_uint_t                   rl_fallback;
+    ngx_flag_t                   rl_headers;
     ngx_array_t                 *messages;       /* oauth2_error_message */
     ngx_str_t                   *bodies;         /* NGX_OAUTH2_ERR_LAST */
 } ngx_http_oauth2_loc_conf_t;
@@ -100,11 +148,21 @@ typedef struct {
     ngx_oauth2_outcome_e         outcome;
     ngx_oauth2_record_t          record;
     u_char                       hash[NGX_OAUTH2_TOKEN_HASH_LEN];
+    ngx_oauth2_rl_t              rl;
     ngx_oauth2_waiter_t         *waiter;         /* while Redis answers */
     ngx_event_t                  timeout;
+    ngx_uint_t                   script;         /* NGX_OAUTH2_SCRIPT_* */
+    ngx_str_t                   *args;           /* KEYS and ARGV */
+    ngx_uint_t                   nargs;
+    ngx_uint_t                   nkeys;
+    ngx_pool_cleanup_t          *cleanup;
     unsigned                     done:1;
-    unsigned                     cleanup_set:1;
+    unsigned                     rl_only:1;      /* token from the cache */
 } ngx_http_oauth2_ctx_t;
+
+
+#define NGX_OAUTH2_SCRIPT_LOOKUP     0
+#define NGX_OAUTH2_SCRIPT_RATELIMIT  1
 
 
 extern ngx_module_t  ngx_http_oauth2_module;
@@ -135,11 +193,23 @@ char *ngx_oauth2_redis_script_init(ngx_conf_t *cf);
 ngx_int_t ngx_oauth2_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_oauth2_main_conf_t *omcf);
 void ngx_oauth2_redis_exit_worker(ngx_http_oauth2_main_conf_t *omcf);
-ngx_int_t ngx_oauth2_redis_lookup(ngx_http_oauth2_main_conf_t *omcf,
+ngx_int_t ngx_oauth2_redis_call(ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx);
 void ngx_oauth2_redis_detach(ngx_http_oauth2_ctx_t *ctx);
 void ngx_oauth2_redis_abort(ngx_http_oauth2_main_conf_t *omcf,
     const char *reason);
+
+/* ngx_oauth2_ratelimit.c */
+char *ngx_oauth2_plan_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_oauth2_ratelimit_init_main(ngx_conf_t *cf,
+    ngx_http_oauth2_main_conf_t *omcf);
+ngx_oauth2_plan_t *ngx_oauth2_ratelimit_plan(ngx_http_request_t *r,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *name);
+ngx_int_t ngx_oauth2_ratelimit_local(ngx_http_request_t *r,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_ctx_t *ctx);
+ngx_int_t ngx_oauth2_ratelimit_headers(ngx_http_request_t *r,
+    ngx_http_oauth2_ctx_t *ctx);
 
 /* ngx_oauth2_cache.c */
 char *ngx_oauth2_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -148,6 +218,8 @@ ngx_int_t ngx_oauth2_cache_get(ngx_oauth2_cache_t *cache, u_char *hash,
     ngx_pool_t *pool, ngx_oauth2_record_t *rec);
 void ngx_oauth2_cache_put(ngx_oauth2_cache_t *cache, u_char *hash,
     ngx_oauth2_record_t *rec, ngx_log_t *log);
+ngx_int_t ngx_oauth2_cache_gcra(ngx_oauth2_cache_t *cache, ngx_str_t *key,
+    ngx_oauth2_plan_t *plan, ngx_oauth2_rl_t *rl);
 
 
 #endif /* _NGX_HTTP_OAUTH2_MODULE_H_INCLUDED_ */

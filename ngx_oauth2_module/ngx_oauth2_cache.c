@@ -20,7 +20,21 @@ typedef struct {
     ngx_rbtree_t                 rbtree;
     ngx_rbtree_node_t            sentinel;
     ngx_queue_t                  queue;
+
+    /* the local rate-limit counters (oauth2_rate_limit_fallback local) */
+    ngx_rbtree_t                 rl_rbtree;
+    ngx_rbtree_node_t            rl_sentinel;
+    ngx_queue_t                  rl_queue;
 } ngx_oauth2_cache_sh_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t            node;       /* key: crc32 of the key */
+    ngx_queue_t                  queue;
+    uint64_t                     tat[NGX_OAUTH2_MAX_LIMITS];  /* usec */
+    u_short                      len;
+    u_char                       key[1];
+} ngx_oauth2_rl_node_t;
 
 
 typedef struct {
@@ -46,6 +60,8 @@ struct ngx_oauth2_cache_s {
 static ngx_int_t ngx_oauth2_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_oauth2_cache_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void ngx_oauth2_rl_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_oauth2_cache_node_t *ngx_oauth2_cache_lookup(
     ngx_oauth2_cache_t *cache, u_char *hash, uint32_t key);
@@ -220,6 +236,10 @@ ngx_oauth2_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
                     ngx_oauth2_cache_insert_value);
     ngx_queue_init(&cache->sh->queue);
+
+    ngx_rbtree_init(&cache->sh->rl_rbtree, &cache->sh->rl_sentinel,
+                    ngx_oauth2_rl_insert_value);
+    ngx_queue_init(&cache->sh->rl_queue);
 
     len = sizeof(" in oauth2_cache zone \"\"") + shm_zone->shm.name.len;
 
@@ -493,4 +513,187 @@ ngx_oauth2_cache_delete(ngx_oauth2_cache_t *cache, ngx_oauth2_cache_node_t *cn)
     ngx_queue_remove(&cn->queue);
     ngx_rbtree_delete(&cache->sh->rbtree, &cn->node);
     ngx_slab_free_locked(cache->shpool, cn);
+}
+
+
+/*
+ * GCRA in shared memory: the same algorithm as the Redis script, for one
+ * node while Redis cannot be reached.  Sets rl; NGX_DECLINED when there is
+ * no room to count (the request is not limited then).
+ */
+
+ngx_int_t
+ngx_oauth2_cache_gcra(ngx_oauth2_cache_t *cache, ngx_str_t *key,
+    ngx_oauth2_plan_t *plan, ngx_oauth2_rl_t *rl)
+{
+    uint32_t               hash;
+    uint64_t               now, t, tau, tat, retry, best_reset, deny_reset;
+    uint64_t               next[NGX_OAUTH2_MAX_LIMITS];
+    ngx_int_t              rc, rem, best_rem;
+    ngx_uint_t             i, n, best, deny;
+    ngx_time_t            *tp;
+    ngx_queue_t           *q;
+    ngx_rbtree_node_t     *node, *sentinel;
+    ngx_oauth2_limit_t    *limit;
+    ngx_oauth2_rl_node_t  *rn;
+
+    tp = ngx_timeofday();
+    now = ((uint64_t) tp->sec * 1000 + tp->msec) * 1000;
+
+    hash = ngx_crc32_short(key->data, key->len);
+    limit = plan->limits->elts;
+    n = plan->limits->nelts;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    node = cache->sh->rl_rbtree.root;
+    sentinel = cache->sh->rl_rbtree.sentinel;
+    rn = NULL;
+
+    while (node != sentinel) {
+
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        rn = (ngx_oauth2_rl_node_t *) node;
+
+        rc = ngx_memn2cmp(key->data, rn->key, key->len, (size_t) rn->len);
+
+        if (rc == 0) {
+            break;
+        }
+
+        rn = NULL;
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    if (rn == NULL) {
+        for (i = 0; i < 2; i++) {
+            rn = ngx_slab_alloc_locked(cache->shpool,
+                                       offsetof(ngx_oauth2_rl_node_t, key)
+                                       + key->len);
+            if (rn || ngx_queue_empty(&cache->sh->rl_queue)) {
+                break;
+            }
+
+            q = ngx_queue_last(&cache->sh->rl_queue);
+            ngx_queue_remove(q);
+            rn = ngx_queue_data(q, ngx_oauth2_rl_node_t, queue);
+            ngx_rbtree_delete(&cache->sh->rl_rbtree, &rn->node);
+            ngx_slab_free_locked(cache->shpool, rn);
+            rn = NULL;
+        }
+
+        if (rn == NULL) {
+            ngx_shmtx_unlock(&cache->shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+        rn->node.key = hash;
+        rn->len = (u_short) key->len;
+        ngx_memcpy(rn->key, key->data, key->len);
+        ngx_memzero(rn->tat, sizeof(rn->tat));
+
+        ngx_rbtree_insert(&cache->sh->rl_rbtree, &rn->node);
+
+    } else {
+        ngx_queue_remove(&rn->queue);
+    }
+
+    ngx_queue_insert_head(&cache->sh->rl_queue, &rn->queue);
+
+    best = 0;
+    best_rem = -1;
+    best_reset = 0;
+    deny = n;
+    retry = 0;
+    deny_reset = 0;
+
+    for (i = 0; i < n; i++) {
+        t = (uint64_t) limit[i].period * 1000 / limit[i].count;
+        tau = (uint64_t) limit[i].period * 1000 - t;
+        tat = rn->tat[i] > now ? rn->tat[i] : now;
+
+        if (tat - now > tau) {
+            if (tat - tau - now > retry) {
+                retry = tat - tau - now;
+                deny = i;
+                deny_reset = tat - now;
+            }
+
+            continue;
+        }
+
+        rem = (ngx_int_t) ((now + tau - tat) / t);
+        next[i] = tat + t;
+
+        if (best_rem < 0 || rem < best_rem) {
+            best = i;
+            best_rem = rem;
+            best_reset = next[i] - now;
+        }
+    }
+
+    if (deny < n) {
+        rl->state = NGX_OAUTH2_RL_LIMITED;
+        rl->limit = deny;
+        rl->remaining = 0;
+        rl->reset = (ngx_msec_t) ((deny_reset + 999999) / 1000000);
+        rl->retry = (ngx_msec_t) ((retry + 999999) / 1000000);
+
+    } else {
+        for (i = 0; i < n; i++) {
+            rn->tat[i] = next[i];
+        }
+
+        rl->state = NGX_OAUTH2_RL_ALLOWED;
+        rl->limit = best;
+        rl->remaining = best_rem;
+        rl->reset = (ngx_msec_t) ((best_reset + 999999) / 1000000);
+        rl->retry = 0;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_oauth2_rl_insert_value(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t     **p;
+    ngx_oauth2_rl_node_t   *rn, *rt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            rn = (ngx_oauth2_rl_node_t *) node;
+            rt = (ngx_oauth2_rl_node_t *) temp;
+
+            p = (ngx_memn2cmp(rn->key, rt->key, rn->len, rt->len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
 }

@@ -46,6 +46,7 @@ static ngx_str_t  ngx_oauth2_outcome_names[] = {
     ngx_string("invalid_request"),
     ngx_string("insufficient_scope"),
     ngx_string("consent_invalid"),
+    ngx_string("rate_limited"),
     ngx_string("store_unavailable"),
     ngx_string("internal_error")
 };
@@ -258,6 +259,10 @@ ngx_oauth2_send_error(ngx_http_request_t *r,
         err = NGX_OAUTH2_ERR_403;
         break;
 
+    case NGX_OAUTH2_RATE_LIMITED:
+        err = NGX_OAUTH2_ERR_429;
+        break;
+
     case NGX_OAUTH2_STORE_UNAVAILABLE:
         err = NGX_OAUTH2_ERR_503;
         break;
@@ -283,6 +288,26 @@ ngx_oauth2_send_error(ngx_http_request_t *r,
     if (err == NGX_OAUTH2_ERR_503) {
         if (ngx_oauth2_add_header(r, "Retry-After", &retry_after)
             != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else if (err == NGX_OAUTH2_ERR_429) {
+
+        /* whole seconds, rounded up, at least 1 */
+
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        auth.data = p;
+        auth.len = ngx_sprintf(p, "%M", ctx->rl.retry ? ctx->rl.retry : 1)
+                   - p;
+
+        if (ngx_oauth2_add_header(r, "Retry-After", &auth) != NGX_OK
+            || (olcf->rl_headers
+                && ngx_oauth2_ratelimit_headers(r, ctx) != NGX_OK))
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }

@@ -57,13 +57,83 @@ struct ngx_oauth2_waiter_s {
 
 
 /*
- * KEYS[1]: the token's key; ARGV[1]: the key prefix.
+ * GCRA, the generic cell rate algorithm, for every limit of a plan at once:
+ * "spec" is "count period_usec count period_usec ...".  A limit of count
+ * requests per period lets a burst of count through, then one every
+ * period / count; the theoretical arrival time (TAT) of each limit is kept
+ * in <prefix>rl:{<client_id>}:<plan>:<count>:<period_usec>.  A request is
+ * counted only when every limit lets it through.
+ * Returns {state, limit index (0-based), remaining, reset s, retry s},
+ * state 1: allowed, 2: limited.
+ */
+
+#define NGX_OAUTH2_LUA_GCRA                                                   \
+    "local function gcra(prefix, client, plan, spec, now)\n"                 \
+    "  local keys, tats, n = {}, {}, 0\n"                                    \
+    "  local best, best_rem, best_reset = 0, -1, 0\n"                        \
+    "  local deny, retry, deny_reset = 0, 0, 0\n"                            \
+    "  for c, p in string.gmatch(spec, '(%d+) (%d+)') do\n"                  \
+    "    n = n + 1\n"                                                        \
+    "    local key = prefix .. 'rl:{' .. client .. '}:' .. plan .. ':'\n"    \
+    "                .. c .. ':' .. p\n"                                     \
+    "    c = tonumber(c)\n"                                                  \
+    "    p = tonumber(p)\n"                                                  \
+    "    local t = p / c\n"                                                  \
+    "    local tau = p - t\n"                                                \
+    "    local tat = tonumber(redis.call('GET', key)) or now\n"              \
+    "    if tat < now then tat = now end\n"                                  \
+    "    if tat - now > tau then\n"                                          \
+    "      if tat - tau - now > retry then\n"                                \
+    "        deny, retry, deny_reset = n, tat - tau - now, tat - now\n"      \
+    "      end\n"                                                            \
+    "    else\n"                                                             \
+    "      local rem = math.floor((now + tau - tat) / t)\n"                  \
+    "      keys[n] = key\n"                                                  \
+    "      tats[n] = math.floor(tat + t)\n"                                  \
+    "      if best_rem < 0 or rem < best_rem then\n"                         \
+    "        best, best_rem, best_reset = n, rem, tats[n] - now\n"           \
+    "      end\n"                                                            \
+    "    end\n"                                                              \
+    "  end\n"                                                                \
+    "  if deny > 0 then\n"                                                   \
+    "    return {2, deny - 1, 0, math.ceil(deny_reset / 1000000),\n"         \
+    "            math.ceil(retry / 1000000)}\n"                              \
+    "  end\n"                                                                \
+    "  for i = 1, n do\n"                                                    \
+    "    redis.call('SET', keys[i], string.format('%d', tats[i]), 'PX',\n"   \
+    "               math.ceil((tats[i] - now) / 1000) + 1000)\n"             \
+    "  end\n"                                                                \
+    "  return {1, best - 1, best_rem, math.ceil(best_reset / 1000000), 0}\n" \
+    "end\n"                                                                  \
+    "local function clock()\n"                                               \
+    "  if redis.replicate_commands then redis.replicate_commands() end\n"    \
+    "  local tm = redis.call('TIME')\n"                                      \
+    "  return tonumber(tm[1]) * 1000000 + tonumber(tm[2])\n"                 \
+    "end\n"
+
+
+/*
+ * The lookup: one call per request for the token, its consent and, when
+ * the token may pass (exp, consent and scopes as nginx checks them), the
+ * rate limit.
+ *
+ * KEYS[1]: <prefix>token:<sha256 hex>
+ * ARGV: prefix, rate limit on ("1"/"0"), every plan ("\nname spec\n..."),
+ *       default plan, consent required ("1"/"0"), scopes all required,
+ *       scopes one of which is required
  * Returns {0} for an unknown token, else
- * {1, pttl, client_id, scope, plan, consent_id, sub, exp, consent_status}
- * with false (nil) for what is missing.
+ * {1, pttl, client_id, scope, plan, consent_id, sub, exp, consent_status,
+ *  rate limit or false} with false (nil) for what is missing.
  */
 
 static char  ngx_oauth2_lookup_script[] =
+    NGX_OAUTH2_LUA_GCRA
+    "local function plan_spec(all, name)\n"
+    "  local s = string.find(all, '\\n' .. name .. ' ', 1, true)\n"
+    "  if not s then return nil end\n"
+    "  local e = string.find(all, '\\n', s + 1, true)\n"
+    "  return string.sub(all, s + #name + 2, e - 1)\n"
+    "end\n"
     "local ttl = redis.call('PTTL', KEYS[1])\n"
     "if ttl == -2 then return {0} end\n"
     "local f = redis.call('HMGET', KEYS[1], 'client_id', 'scope', 'plan',\n"
@@ -72,9 +142,71 @@ static char  ngx_oauth2_lookup_script[] =
     "if f[4] then\n"
     "  cs = redis.call('HGET', ARGV[1] .. 'consent:' .. f[4], 'status')\n"
     "end\n"
-    "return {1, ttl, f[1], f[2], f[3], f[4], f[5], f[6], cs}\n";
+    "local rl = false\n"
+    "if ARGV[2] == '1' and f[1] and f[1] ~= '' then\n"
+    "  local now = clock()\n"
+    "  local ok = true\n"
+    "  if f[6] and not (string.match(f[6], '^%d+$')\n"
+    "                   and tonumber(f[6]) * 1000000 > now) then\n"
+    "    ok = false\n"
+    "  end\n"
+    "  if ARGV[5] == '1' and cs ~= 'valid' then ok = false end\n"
+    "  local granted = ' ' .. (f[2] or '') .. ' '\n"
+    "  for s in string.gmatch(ARGV[6], '%S+') do\n"
+    "    if not string.find(granted, ' ' .. s .. ' ', 1, true) then\n"
+    "      ok = false\n"
+    "    end\n"
+    "  end\n"
+    "  if ARGV[7] ~= '' then\n"
+    "    local any = false\n"
+    "    for s in string.gmatch(ARGV[7], '%S+') do\n"
+    "      if string.find(granted, ' ' .. s .. ' ', 1, true) then\n"
+    "        any = true\n"
+    "      end\n"
+    "    end\n"
+    "    if not any then ok = false end\n"
+    "  end\n"
+    "  if ok then\n"
+    "    local plan, spec = f[3], nil\n"
+    "    if plan and string.match(plan, '^[%w_-]+$') then\n"
+    "      spec = plan_spec(ARGV[3], plan)\n"
+    "    end\n"
+    "    if not spec and ARGV[4] ~= '' then\n"
+    "      plan = ARGV[4]\n"
+    "      spec = plan_spec(ARGV[3], plan)\n"
+    "    end\n"
+    "    if spec then rl = gcra(ARGV[1], f[1], plan, spec, now) end\n"
+    "  end\n"
+    "end\n"
+    "return {1, ttl, f[1], f[2], f[3], f[4], f[5], f[6], cs, rl}\n";
 
-static u_char  ngx_oauth2_lookup_sha[NGX_OAUTH2_SHA1_HEX_LEN];
+
+/*
+ * The rate limit alone, for a token that came from the cache.
+ * ARGV: prefix, client_id, plan, plan spec.
+ */
+
+static char  ngx_oauth2_ratelimit_script[] =
+    NGX_OAUTH2_LUA_GCRA
+    "return gcra(ARGV[1], ARGV[2], ARGV[3], ARGV[4], clock())\n";
+
+
+typedef struct {
+    char                          *text;
+    size_t                         len;
+    u_char                         sha[NGX_OAUTH2_SHA1_HEX_LEN];
+} ngx_oauth2_script_t;
+
+
+static ngx_oauth2_script_t  ngx_oauth2_scripts[] = {
+    { ngx_oauth2_lookup_script, sizeof(ngx_oauth2_lookup_script) - 1,
+      { 0 } },
+    { ngx_oauth2_ratelimit_script, sizeof(ngx_oauth2_ratelimit_script) - 1,
+      { 0 } }
+};
+
+#define NGX_OAUTH2_NSCRIPTS                                                   \
+    (sizeof(ngx_oauth2_scripts) / sizeof(ngx_oauth2_scripts[0]))
 
 static char    ngx_oauth2_script_load[] = "SCRIPT LOAD";
 
@@ -109,19 +241,21 @@ char *
 ngx_oauth2_redis_script_init(ngx_conf_t *cf)
 {
     u_char        md[EVP_MAX_MD_SIZE];
+    ngx_uint_t    i;
     unsigned int  len;
 
-    if (EVP_Digest(ngx_oauth2_lookup_script,
-                   sizeof(ngx_oauth2_lookup_script) - 1, md, &len,
-                   EVP_sha1(), NULL)
-        != 1 || len != 20)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "oauth2: SHA-1 of the lookup script failed");
-        return NGX_CONF_ERROR;
-    }
+    for (i = 0; i < NGX_OAUTH2_NSCRIPTS; i++) {
+        if (EVP_Digest(ngx_oauth2_scripts[i].text, ngx_oauth2_scripts[i].len,
+                       md, &len, EVP_sha1(), NULL)
+            != 1 || len != 20)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "oauth2: SHA-1 of a Redis script failed");
+            return NGX_CONF_ERROR;
+        }
 
-    ngx_hex_dump(ngx_oauth2_lookup_sha, md, 20);
+        ngx_hex_dump(ngx_oauth2_scripts[i].sha, md, 20);
+    }
 
     return NGX_CONF_OK;
 }
@@ -286,11 +420,18 @@ ngx_oauth2_redis_connect(ngx_oauth2_redis_t *rd)
     lens[0] = 6;
     argv[1] = "LOAD";
     lens[1] = 4;
-    argv[2] = ngx_oauth2_lookup_script;
-    lens[2] = sizeof(ngx_oauth2_lookup_script) - 1;
 
-    redisAsyncCommandArgv(ac, ngx_oauth2_redis_setup_reply,
-                          ngx_oauth2_script_load, 3, argv, lens);
+    /* the reply to the last one says Redis is ready */
+
+    for (n = 0; n < (int) NGX_OAUTH2_NSCRIPTS; n++) {
+        argv[2] = ngx_oauth2_scripts[n].text;
+        lens[2] = ngx_oauth2_scripts[n].len;
+
+        redisAsyncCommandArgv(ac, ngx_oauth2_redis_setup_reply,
+                              n == (int) NGX_OAUTH2_NSCRIPTS - 1
+                              ? ngx_oauth2_script_load : "SCRIPT LOAD",
+                              3, argv, lens);
+    }
 
     ngx_add_timer(&rd->connect_timer, omcf->redis_timeout);
 }
@@ -451,9 +592,10 @@ ngx_oauth2_redis_setup_reply(redisAsyncContext *ac, void *reply,
 
 
 ngx_int_t
-ngx_oauth2_redis_lookup(ngx_http_oauth2_main_conf_t *omcf,
+ngx_oauth2_redis_call(ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx)
 {
+    ngx_int_t             rc;
     ngx_queue_t          *q;
     ngx_oauth2_redis_t   *rd;
     ngx_oauth2_waiter_t  *w;
@@ -484,10 +626,12 @@ ngx_oauth2_redis_lookup(ngx_http_oauth2_main_conf_t *omcf,
 
     w->ctx = ctx;
 
-    if (ngx_oauth2_redis_send(rd, w, 0) != NGX_OK) {
+    rc = ngx_oauth2_redis_send(rd, w, 0);
+
+    if (rc != NGX_OK) {
         w->ctx = NULL;
         ngx_queue_insert_head(&rd->free_waiters, &w->queue);
-        return NGX_DECLINED;
+        return rc;
     }
 
     ctx->waiter = w;
@@ -496,54 +640,52 @@ ngx_oauth2_redis_lookup(ngx_http_oauth2_main_conf_t *omcf,
 }
 
 
-/* EVALSHA <sha> 1 <prefix>token:<hash> <prefix>, or EVAL after NOSCRIPT */
+/* EVALSHA <sha> <nkeys> <args...>, or EVAL <script> ... after NOSCRIPT */
 
 static ngx_int_t
 ngx_oauth2_redis_send(ngx_oauth2_redis_t *rd, ngx_oauth2_waiter_t *w,
     ngx_uint_t eval)
 {
-    u_char                       *p;
-    size_t                        lens[5];
-    const char                   *argv[5];
-    ngx_str_t                    *prefix;
-    ngx_http_oauth2_ctx_t        *ctx;
+    size_t                 *lens;
+    ngx_uint_t              i;
+    const char            **argv;
+    ngx_oauth2_script_t    *script;
+    ngx_http_oauth2_ctx_t  *ctx;
 
     ctx = w->ctx;
-    prefix = &rd->omcf->prefix;
+    script = &ngx_oauth2_scripts[ctx->script];
 
-    p = ngx_pnalloc(ctx->request->pool,
-                    prefix->len + sizeof("token:") - 1
-                    + NGX_OAUTH2_TOKEN_HASH_LEN);
-    if (p == NULL) {
+    argv = ngx_palloc(ctx->request->pool,
+                      (ctx->nargs + 3) * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
         return NGX_ERROR;
     }
 
-    argv[3] = (char *) p;
-    p = ngx_cpymem(p, prefix->data, prefix->len);
-    p = ngx_cpymem(p, "token:", sizeof("token:") - 1);
-    p = ngx_cpymem(p, ctx->hash, NGX_OAUTH2_TOKEN_HASH_LEN);
-    lens[3] = p - (u_char *) argv[3];
+    lens = (size_t *) &argv[ctx->nargs + 3];
 
     if (eval) {
         argv[0] = "EVAL";
         lens[0] = 4;
-        argv[1] = ngx_oauth2_lookup_script;
-        lens[1] = sizeof(ngx_oauth2_lookup_script) - 1;
+        argv[1] = script->text;
+        lens[1] = script->len;
 
     } else {
         argv[0] = "EVALSHA";
         lens[0] = 7;
-        argv[1] = (char *) ngx_oauth2_lookup_sha;
+        argv[1] = (char *) script->sha;
         lens[1] = NGX_OAUTH2_SHA1_HEX_LEN;
     }
 
-    argv[2] = "1";
+    argv[2] = ctx->nkeys ? "1" : "0";
     lens[2] = 1;
-    argv[4] = (char *) prefix->data;
-    lens[4] = prefix->len;
+
+    for (i = 0; i < ctx->nargs; i++) {
+        argv[i + 3] = (char *) ctx->args[i].data;
+        lens[i + 3] = ctx->args[i].len;
+    }
 
     if (redisAsyncCommandArgv(rd->ac, ngx_oauth2_redis_lookup_reply, w,
-                              5, argv, lens)
+                              (int) ctx->nargs + 3, argv, lens)
         != REDIS_OK)
     {
         return NGX_DECLINED;
@@ -632,15 +774,56 @@ ngx_oauth2_redis_copy(ngx_pool_t *pool, redisReply *rr, ngx_str_t *s)
 }
 
 
+/* {state, limit index, remaining, reset s, retry s} of the GCRA script */
+
+static ngx_int_t
+ngx_oauth2_redis_parse_rl(redisReply *rr, ngx_oauth2_rl_t *rl)
+{
+    ngx_uint_t    i;
+    redisReply  **e;
+
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 5) {
+        return NGX_ERROR;
+    }
+
+    e = rr->element;
+
+    for (i = 0; i < 5; i++) {
+        if (e[i]->type != REDIS_REPLY_INTEGER || e[i]->integer < 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (e[0]->integer != NGX_OAUTH2_RL_ALLOWED
+        && e[0]->integer != NGX_OAUTH2_RL_LIMITED)
+    {
+        return NGX_ERROR;
+    }
+
+    rl->state = (ngx_uint_t) e[0]->integer;
+    rl->limit = (ngx_uint_t) e[1]->integer;
+    rl->remaining = (ngx_int_t) e[2]->integer;
+    rl->reset = (ngx_msec_t) e[3]->integer;
+    rl->retry = (ngx_msec_t) e[4]->integer;
+
+    if (rl->plan && rl->limit >= rl->plan->limits->nelts) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_oauth2_outcome_e
 ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
 {
-    time_t                now, exp;
-    ngx_str_t             exp_str;
-    ngx_log_t            *log;
-    ngx_pool_t           *pool;
-    redisReply          **e;
-    ngx_oauth2_record_t  *rec;
+    time_t                        now, exp;
+    ngx_str_t                     exp_str;
+    ngx_log_t                    *log;
+    ngx_pool_t                   *pool;
+    redisReply                  **e;
+    ngx_oauth2_record_t          *rec;
+    ngx_http_oauth2_main_conf_t  *omcf;
 
     log = ctx->request->connection->log;
     pool = ctx->request->pool;
@@ -651,6 +834,14 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
                       "oauth2: redis answered an error for token %*s: %*s",
                       6, ctx->hash, (size_t) rr->len, rr->str);
         return NGX_OAUTH2_STORE_UNAVAILABLE;
+    }
+
+    if (ctx->script == NGX_OAUTH2_SCRIPT_RATELIMIT) {
+        if (ngx_oauth2_redis_parse_rl(rr, &ctx->rl) != NGX_OK) {
+            goto unexpected;
+        }
+
+        return NGX_OAUTH2_OK;
     }
 
     if (rr->type != REDIS_REPLY_ARRAY || rr->elements == 0
@@ -668,7 +859,7 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
         return NGX_OAUTH2_INVALID_TOKEN;
     }
 
-    if (rr->elements != 9 || e[1]->type != REDIS_REPLY_INTEGER) {
+    if (rr->elements != 10 || e[1]->type != REDIS_REPLY_INTEGER) {
         goto unexpected;
     }
 
@@ -709,8 +900,8 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
     }
 
     if (e[1]->integer > 0) {
-        /* the key's TTL, rounded down: never past what Redis keeps */
-        exp = now + (time_t) (e[1]->integer / 1000);
+        /* the key's TTL, in whole seconds */
+        exp = now + (time_t) ((e[1]->integer + 999) / 1000);
 
         if (rec->expires == 0 || exp < rec->expires) {
             rec->expires = exp;
@@ -720,6 +911,22 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
     rec->consent_valid = (rec->consent_status.len == 5
                           && ngx_strncmp(rec->consent_status.data,
                                          "valid", 5) == 0);
+
+    /* the rate limit, when the script applied one */
+
+    if (e[9]->type != REDIS_REPLY_NIL) {
+        omcf = ngx_http_get_module_main_conf(ctx->request,
+                                             ngx_http_oauth2_module);
+
+        ctx->rl.plan = ngx_oauth2_ratelimit_plan(ctx->request, omcf,
+                                                 &rec->plan);
+
+        if (ctx->rl.plan == NULL
+            || ngx_oauth2_redis_parse_rl(e[9], &ctx->rl) != NGX_OK)
+        {
+            goto unexpected;
+        }
+    }
 
     return NGX_OAUTH2_OK;
 

@@ -100,6 +100,10 @@ bad_conf('bad timeout',
          "oauth2_redis 127.0.0.1:$redis; oauth2_redis_timeout soon;", '',
          qr/oauth2_redis_timeout/);
 
+bad_conf('zero timeout',
+         "oauth2_redis 127.0.0.1:$redis; oauth2_redis_timeout 0;", '',
+         qr/"oauth2_redis_timeout" must be more than 0/);
+
 bad_conf('empty password',
          "oauth2_redis 127.0.0.1:$redis; oauth2_redis_password \"\";", '',
          qr/empty user or password in "oauth2_redis_password"/);

@@ -228,3 +228,26 @@ OAuth2Test::seed_token('tok-noscope', client_id => 'tpp-1', scope => '');
 ["Authorization: Bearer tok-noscope", "Authorization: Bearer tok-noscope"]
 --- error_code eval
 [403, 200]
+
+
+
+=== TEST 10: scopes set in the http block reach WWW-Authenticate
+--- http_config
+    oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    oauth2_consent off;
+    oauth2_scope openid;
+    oauth2_scope_any accounts payments;
+--- config
+    location /http-level {
+        oauth2 on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+--- init
+OAuth2Test::seed_token('tok-http', client_id => 'tpp-1', scope => 'openid');
+--- more_headers
+Authorization: Bearer tok-http
+--- request
+GET /http-level
+--- error_code: 403
+--- response_headers
+WWW-Authenticate: Bearer realm="api", error="insufficient_scope", scope="openid accounts payments"

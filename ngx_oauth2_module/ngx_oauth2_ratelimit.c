@@ -1,0 +1,433 @@
+
+/*
+ * ngx_oauth2_module: per-plan rate limits.
+ *
+ * The limits are counted in Redis by a GCRA (generic cell rate algorithm)
+ * on Redis server time, inside the same script call as the token lookup
+ * (ngx_oauth2_redis.c).  This file holds the configuration of the plans,
+ * the choice of a token's plan, the response headers, and the fallback
+ * used while Redis cannot be reached.
+ */
+
+
+#include "ngx_http_oauth2_module.h"
+
+
+static ngx_int_t ngx_oauth2_parse_limit(ngx_str_t *s,
+    ngx_oauth2_limit_t *limit);
+
+
+/* oauth2_plan NAME LIMIT [LIMIT ...]; LIMIT: 100r/s, 6000r/m, r/h, r/d */
+
+char *
+ngx_oauth2_plan_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_oauth2_main_conf_t *omcf = conf;
+
+    u_char              *p;
+    ngx_str_t           *value;
+    ngx_uint_t           i;
+    ngx_oauth2_plan_t   *plan;
+    ngx_oauth2_limit_t  *limit;
+
+    value = cf->args->elts;
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+        {
+            break;
+        }
+    }
+
+    if (value[1].len == 0 || value[1].len > 64
+        || p != value[1].data + value[1].len)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid plan name \"%V\" in \"oauth2_plan\": "
+                           "letters, digits, \"_\" and \"-\" only, "
+                           "64 at most", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (omcf->plans == NULL) {
+        omcf->plans = ngx_array_create(cf->pool, 4,
+                                       sizeof(ngx_oauth2_plan_t));
+        if (omcf->plans == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    plan = omcf->plans->elts;
+
+    for (i = 0; i < omcf->plans->nelts; i++) {
+        if (plan[i].name.len == value[1].len
+            && ngx_strncmp(plan[i].name.data, value[1].data,
+                           value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate \"oauth2_plan\" \"%V\"",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (cf->args->nelts - 2 > NGX_OAUTH2_MAX_LIMITS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_plan\" \"%V\" has more than %d limits",
+                           &value[1], NGX_OAUTH2_MAX_LIMITS);
+        return NGX_CONF_ERROR;
+    }
+
+    plan = ngx_array_push(omcf->plans);
+    if (plan == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    plan->name = value[1];
+    plan->limits = ngx_array_create(cf->pool, cf->args->nelts - 2,
+                                    sizeof(ngx_oauth2_limit_t));
+    if (plan->limits == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    plan->spec.data = ngx_pnalloc(cf->pool,
+                                  (cf->args->nelts - 2)
+                                  * (2 * NGX_INT64_LEN + 2));
+    if (plan->spec.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = plan->spec.data;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        limit = ngx_array_push(plan->limits);
+        if (limit == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_oauth2_parse_limit(&value[i], limit) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid limit \"%V\" in \"oauth2_plan\" "
+                               "\"%V\": N r/s, r/m, r/h or r/d expected, "
+                               "e.g. 100r/m", &value[i], &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        /* for the script: count and period in microseconds */
+
+        if (p != plan->spec.data) {
+            *p++ = ' ';
+        }
+
+        p = ngx_sprintf(p, "%ui %uL", limit->count,
+                        (uint64_t) limit->period * 1000);
+    }
+
+    plan->spec.len = p - plan->spec.data;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_oauth2_parse_limit(ngx_str_t *s, ngx_oauth2_limit_t *limit)
+{
+    u_char     *p, *end;
+    ngx_int_t   n;
+
+    p = s->data;
+    end = p + s->len;
+
+    while (p < end && *p >= '0' && *p <= '9') {
+        p++;
+    }
+
+    if (p == s->data || end - p != 3 || p[0] != 'r' || p[1] != '/') {
+        return NGX_ERROR;
+    }
+
+    n = ngx_atoi(s->data, p - s->data);
+
+    if (n == NGX_ERROR || n == 0 || n > 1000000000) {
+        return NGX_ERROR;
+    }
+
+    limit->count = n;
+
+    switch (p[2]) {
+    case 's':
+        limit->period = 1000;
+        break;
+    case 'm':
+        limit->period = 60 * 1000;
+        break;
+    case 'h':
+        limit->period = 3600 * 1000;
+        break;
+    case 'd':
+        limit->period = 86400 * 1000;
+        break;
+    default:
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the default plan, and every plan in one string for the lookup script */
+
+char *
+ngx_oauth2_ratelimit_init_main(ngx_conf_t *cf,
+    ngx_http_oauth2_main_conf_t *omcf)
+{
+    u_char             *p;
+    size_t              len;
+    ngx_uint_t          i;
+    ngx_oauth2_plan_t  *plan;
+
+    if (omcf->plans == NULL) {
+        if (omcf->default_plan_name.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_default_plan\" \"%V\" is not "
+                               "an \"oauth2_plan\"",
+                               &omcf->default_plan_name);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    plan = omcf->plans->elts;
+    len = 1;
+
+    for (i = 0; i < omcf->plans->nelts; i++) {
+        len += plan[i].name.len + 1 + plan[i].spec.len + 1;
+
+        if (plan[i].name.len == omcf->default_plan_name.len
+            && ngx_strncmp(plan[i].name.data, omcf->default_plan_name.data,
+                           plan[i].name.len) == 0)
+        {
+            omcf->default_plan = &plan[i];
+        }
+    }
+
+    if (omcf->default_plan_name.len && omcf->default_plan == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_default_plan\" \"%V\" is not "
+                           "an \"oauth2_plan\"", &omcf->default_plan_name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* "\ngold 6000 60000000 200 1000000\nsilver 100 60000000\n" */
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    omcf->plans_spec.data = p;
+    *p++ = '\n';
+
+    for (i = 0; i < omcf->plans->nelts; i++) {
+        p = ngx_sprintf(p, "%V %V\n", &plan[i].name, &plan[i].spec);
+    }
+
+    omcf->plans_spec.len = p - omcf->plans_spec.data;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The plan a token's record names, or the default plan; a name that is
+ * not configured is logged once per name and worker.
+ */
+
+ngx_oauth2_plan_t *
+ngx_oauth2_ratelimit_plan(ngx_http_request_t *r,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *name)
+{
+    ngx_str_t          *w;
+    ngx_uint_t          i;
+    ngx_oauth2_plan_t  *plan;
+
+    if (omcf->plans == NULL) {
+        return NULL;
+    }
+
+    if (name->len == 0) {
+        return omcf->default_plan;
+    }
+
+    plan = omcf->plans->elts;
+
+    for (i = 0; i < omcf->plans->nelts; i++) {
+        if (plan[i].name.len == name->len
+            && ngx_strncmp(plan[i].name.data, name->data, name->len) == 0)
+        {
+            return &plan[i];
+        }
+    }
+
+    if (omcf->warned_plans == NULL) {
+        omcf->warned_plans = ngx_array_create(ngx_cycle->pool, 4,
+                                              sizeof(ngx_str_t));
+        if (omcf->warned_plans == NULL) {
+            return omcf->default_plan;
+        }
+    }
+
+    w = omcf->warned_plans->elts;
+
+    for (i = 0; i < omcf->warned_plans->nelts; i++) {
+        if (w[i].len == name->len
+            && ngx_strncmp(w[i].data, name->data, name->len) == 0)
+        {
+            return omcf->default_plan;
+        }
+    }
+
+    if (omcf->warned_plans->nelts < 64) {
+        w = ngx_array_push(omcf->warned_plans);
+        if (w == NULL) {
+            return omcf->default_plan;
+        }
+
+        w->data = ngx_pstrdup(ngx_cycle->pool, name);
+        w->len = w->data ? name->len : 0;
+    }
+
+    if (omcf->default_plan) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth2: plan \"%V\" is not configured, the default "
+                      "plan \"%V\" applies (logged once per worker)",
+                      name, &omcf->default_plan->name);
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth2: plan \"%V\" is not configured and there is "
+                      "no \"oauth2_default_plan\": not rate limited "
+                      "(logged once per worker)", name);
+    }
+
+    return omcf->default_plan;
+}
+
+
+/* oauth2_rate_limit_fallback local: this node alone, in shared memory */
+
+ngx_int_t
+ngx_oauth2_ratelimit_local(ngx_http_request_t *r,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_ctx_t *ctx)
+{
+    u_char     *p;
+    ngx_str_t   key;
+
+    if (omcf->cache == NULL || ctx->rl.plan == NULL) {
+        return NGX_DECLINED;
+    }
+
+    key.len = ctx->record.client_id.len + 1 + ctx->rl.plan->name.len;
+    key.data = ngx_pnalloc(r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(key.data, ctx->record.client_id.data,
+                   ctx->record.client_id.len);
+    *p++ = '\0';
+    ngx_memcpy(p, ctx->rl.plan->name.data, ctx->rl.plan->name.len);
+
+    return ngx_oauth2_cache_gcra(omcf->cache, &key, ctx->rl.plan, &ctx->rl);
+}
+
+
+static ngx_int_t
+ngx_oauth2_push_header(ngx_http_request_t *r, char *name, u_char *start,
+    u_char *end)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.len = ngx_strlen(name);
+    h->key.data = (u_char *) name;
+    h->value.data = start;
+    h->value.len = end - start;
+
+    return NGX_OK;
+}
+
+
+/*
+ * RateLimit-Policy: "gold";q=6000;w=60        (draft-ietf-httpapi-
+ * RateLimit: "gold";r=17;t=42                  ratelimit-headers-09)
+ * X-RateLimit-Limit, -Remaining, -Reset: of the tightest limit
+ */
+
+ngx_int_t
+ngx_oauth2_ratelimit_headers(ngx_http_request_t *r,
+    ngx_http_oauth2_ctx_t *ctx)
+{
+    u_char              *p, *s;
+    ngx_uint_t           window;
+    ngx_oauth2_rl_t     *rl;
+    ngx_oauth2_limit_t  *limit;
+
+    rl = &ctx->rl;
+
+    if (rl->plan == NULL || rl->state == NGX_OAUTH2_RL_NONE
+        || rl->limit >= rl->plan->limits->nelts)
+    {
+        return NGX_OK;
+    }
+
+    limit = rl->plan->limits->elts;
+    limit = &limit[rl->limit];
+    window = limit->period / 1000;
+
+    p = ngx_pnalloc(r->pool, 2 * (rl->plan->name.len + 3 * NGX_INT_T_LEN
+                                  + sizeof("\"\";q=;w=") - 1)
+                             + 3 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    s = p;
+    p = ngx_sprintf(p, "\"%V\";q=%ui;w=%ui", &rl->plan->name, limit->count,
+                    window);
+    if (ngx_oauth2_push_header(r, "RateLimit-Policy", s, p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    s = p;
+    p = ngx_sprintf(p, "\"%V\";r=%i;t=%M", &rl->plan->name, rl->remaining,
+                    rl->reset);
+    if (ngx_oauth2_push_header(r, "RateLimit", s, p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    s = p;
+    p = ngx_sprintf(p, "%ui", limit->count);
+    if (ngx_oauth2_push_header(r, "X-RateLimit-Limit", s, p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    s = p;
+    p = ngx_sprintf(p, "%i", rl->remaining);
+    if (ngx_oauth2_push_header(r, "X-RateLimit-Remaining", s, p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    s = p;
+    p = ngx_sprintf(p, "%M", rl->reset);
+
+    return ngx_oauth2_push_header(r, "X-RateLimit-Reset", s, p);
+}
