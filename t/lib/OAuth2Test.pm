@@ -16,7 +16,12 @@ use POSIX ();
 
 our $Prefix = 'oauth2:';
 
-sub port { $ENV{TEST_NGINX_REDIS_PORT} or die "TEST_NGINX_REDIS_PORT is not set\n" }
+our $Port;   # another Redis than the run's, for seed_token_on()
+
+sub port {
+    $Port || $ENV{TEST_NGINX_REDIS_PORT}
+        or die "TEST_NGINX_REDIS_PORT is not set\n";
+}
 
 sub _read_reply {
     my ($sock) = @_;
@@ -85,6 +90,47 @@ sub seed_token {
     redis('HSET', $key, %f) if %f;
     redis('EXPIRE', $key, $ttl) if $ttl;
     return $key;
+}
+
+sub seed_token_on {
+    my ($port, @args) = @_;
+    local $Port = $port;
+    return seed_token(@args);
+}
+
+# A Redis of a test's own (that the test may stop): returns its port.
+sub start_private_redis {
+    my $l = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0',
+                                  ReuseAddr => 1) or die "listen: $!";
+    my $port = $l->sockport;
+    close $l;
+    system('redis-server', '--port', $port, '--bind', '127.0.0.1',
+           '--save', '', '--appendonly', 'no', '--daemonize', 'yes',
+           '--pidfile', "/tmp/oauth2-test-redis-$port.pid",
+           '--logfile', "/tmp/oauth2-test-redis-$port.log") == 0
+        or die "cannot start redis-server on port $port";
+    for (1 .. 50) {
+        my $ok = eval { local $Port = $port; redis('PING') };
+        return $port if $ok;
+        sleep 0.1;
+    }
+    die "redis-server on port $port did not start";
+}
+
+sub stop_private_redis {
+    my ($port) = @_;
+    my $pidfile = "/tmp/oauth2-test-redis-$port.pid";
+    return unless -f $pidfile;
+    open my $fh, '<', $pidfile or return;
+    my $pid = <$fh>;
+    close $fh;
+    chomp $pid;
+    kill 'TERM', $pid if $pid;
+    for (1 .. 50) {
+        last unless kill 0, $pid;
+        sleep 0.1;
+    }
+    unlink $pidfile, "/tmp/oauth2-test-redis-$port.log";
 }
 
 sub seed_consent {
