@@ -140,7 +140,8 @@ static char  ngx_oauth2_lookup_script[] =
     "                     'consent_id', 'sub', 'exp')\n"
     "local cs = false\n"
     "if f[4] then\n"
-    "  cs = redis.call('HGET', ARGV[1] .. 'consent:' .. f[4], 'status')\n"
+    "  cs = redis.pcall('HGET', ARGV[1] .. 'consent:' .. f[4], 'status')\n"
+    "  if type(cs) == 'table' then cs = false end\n"
     "end\n"
     "local rl = false\n"
     "if ARGV[2] == '1' and f[1] and f[1] ~= '' then\n"
@@ -893,6 +894,13 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
                           "oauth2: record of token %*s has a non-numeric "
                           "exp \"%V\", token refused", 6, ctx->hash,
                           &exp_str);
+            return NGX_OAUTH2_INVALID_TOKEN;
+        }
+
+        if (exp <= now) {
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "oauth2: token %*s of client \"%V\" has expired",
+                          6, ctx->hash, &rec->client_id);
             return NGX_OAUTH2_INVALID_TOKEN;
         }
 

@@ -123,8 +123,8 @@ GET /api
 WWW-Authenticate: Bearer realm="api", error="invalid_token"
 --- response_body eval
 $::Unauthorized
---- error_log
-oauth2: token of client "tpp-1" has expired
+--- error_log eval
+qr/oauth2: token [0-9a-f]{6} of client "tpp-1" has expired/
 
 
 
@@ -486,3 +486,16 @@ GET /api
 oauth2: access denied: invalid_token
 --- no_error_log eval
 [qr/oauth2:[^\n]*tok-secret-value-123/, "[alert]"]
+
+
+
+=== TEST 27: exp 0 is long past, not "never"
+--- init
+OAuth2Test::seed_token('tok-exp0', client_id => 'tpp-1', exp => '0');
+--- more_headers
+Authorization: Bearer tok-exp0
+--- request
+GET /api
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer realm="api", error="invalid_token"

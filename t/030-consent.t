@@ -156,3 +156,19 @@ Authorization: Bearer tok-c8
 --- response_headers
 WWW-Authenticate: Bearer realm="api", error="insufficient_scope", scope="accounts"
 X-OAuth2-Status: insufficient_scope
+
+
+
+=== TEST 8: a consent key of the wrong type: 403, not a 503
+--- init
+OAuth2Test::redis('DEL', 'oauth2:consent:cons-9');
+OAuth2Test::redis('SET', 'oauth2:consent:cons-9', 'valid');
+OAuth2Test::seed_token('tok-c9', client_id => 'tpp-1', scope => 'accounts',
+                       consent_id => 'cons-9');
+--- more_headers
+Authorization: Bearer tok-c9
+--- request
+GET /accounts
+--- error_code: 403
+--- response_body eval
+$::Forbidden
