@@ -27,6 +27,11 @@ static ngx_oauth2_outcome_e ngx_http_oauth2_check(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth2_script_args(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx);
+static void ngx_http_oauth2_limit_args(ngx_http_oauth2_loc_conf_t *olcf,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *a);
+static ngx_uint_t ngx_http_oauth2_jwt_needs_redis(
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx);
 static ngx_oauth2_outcome_e ngx_http_oauth2_fallback(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx);
@@ -38,6 +43,7 @@ ngx_int_t
 ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
+    ngx_uint_t                    jwt;
     ngx_str_t                     token;
     ngx_http_oauth2_ctx_t        *ctx;
     ngx_http_oauth2_loc_conf_t   *olcf;
@@ -78,6 +84,10 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
 
+    jwt = (olcf->token_type == NGX_OAUTH2_TOKEN_JWT
+           || (olcf->token_type == NGX_OAUTH2_TOKEN_AUTO
+               && ngx_oauth2_jwt_is_compact(&token)));
+
     if (omcf->cache
         && ngx_oauth2_cache_get(omcf->cache, ctx->hash, r->pool,
                                 &ctx->record)
@@ -86,6 +96,12 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "oauth2: token %*s from cache", (size_t) 6,
                        ctx->hash);
+
+        /* a cached JWT was verified: only its claims are decoded again */
+
+        if (jwt && ngx_oauth2_jwt_claims(r, ctx, &token) != NGX_OK) {
+            return NGX_ERROR;
+        }
 
         ctx->rl_only = 1;
         ctx->outcome = ngx_http_oauth2_check(r, olcf, &ctx->record);
@@ -103,6 +119,23 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         /* the token is known, the rate limit still goes to Redis */
 
         ctx->script = NGX_OAUTH2_SCRIPT_RATELIMIT;
+
+    } else if (jwt) {
+        ctx->outcome = ngx_oauth2_jwt_verify(r, olcf, omcf, ctx, &token);
+
+        if (ctx->outcome != NGX_OAUTH2_OK
+            || !ngx_http_oauth2_jwt_needs_redis(olcf, omcf, ctx))
+        {
+            if (ctx->outcome == NGX_OAUTH2_OK && omcf->cache) {
+                ngx_oauth2_cache_put(omcf->cache, ctx->hash, &ctx->record,
+                                     r->connection->log);
+            }
+
+            ctx->done = 1;
+            return ngx_http_oauth2_decide(r, olcf, ctx);
+        }
+
+        ctx->script = NGX_OAUTH2_SCRIPT_JWT;
 
     } else {
         ctx->script = NGX_OAUTH2_SCRIPT_LOOKUP;
@@ -190,6 +223,36 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    if (ctx->script == NGX_OAUTH2_SCRIPT_JWT) {
+        a = ngx_palloc(r->pool, 14 * sizeof(ngx_str_t));
+        if (a == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_oauth2_limit_args(olcf, omcf, a);
+
+        a[7] = ctx->record.client_id;
+        a[8] = ctx->record.scope.len ? ctx->record.scope : empty;
+        a[9] = ctx->record.plan.len ? ctx->record.plan : empty;
+        a[10] = ctx->record.consent_id.len ? ctx->record.consent_id : empty;
+        a[11] = ctx->jti.len ? ctx->jti : empty;
+        a[12] = olcf->jwt_revocation ? one : zero;
+
+        p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        a[13].data = p;
+        a[13].len = ngx_sprintf(p, "%T", ctx->record.expires) - p;
+
+        ctx->args = a;
+        ctx->nargs = 14;
+        ctx->nkeys = 0;
+
+        return NGX_OK;
+    }
+
     a = ngx_palloc(r->pool, 8 * sizeof(ngx_str_t));
     if (a == NULL) {
         return NGX_ERROR;
@@ -206,19 +269,45 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
     p = ngx_cpymem(p, "token:", sizeof("token:") - 1);
     ngx_memcpy(p, ctx->hash, NGX_OAUTH2_TOKEN_HASH_LEN);
 
-    a[1] = omcf->prefix;
-    a[2] = (olcf->rate_limit && omcf->plans) ? one : zero;
-    a[3] = omcf->plans_spec.len ? omcf->plans_spec : empty;
-    a[4] = omcf->default_plan ? omcf->default_plan->name : empty;
-    a[5] = olcf->consent ? one : zero;
-    a[6] = olcf->scope_all_arg.len ? olcf->scope_all_arg : empty;
-    a[7] = olcf->scope_any_arg.len ? olcf->scope_any_arg : empty;
+    ngx_http_oauth2_limit_args(olcf, omcf, &a[1]);
 
     ctx->args = a;
     ctx->nargs = 8;
     ctx->nkeys = 1;
 
     return NGX_OK;
+}
+
+
+/* ARGV[1..7] of the lookup and JWT scripts: see NGX_OAUTH2_LUA_LIMIT */
+
+static void
+ngx_http_oauth2_limit_args(ngx_http_oauth2_loc_conf_t *olcf,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *a)
+{
+    static ngx_str_t  one = ngx_string("1");
+    static ngx_str_t  zero = ngx_string("0");
+    static ngx_str_t  empty = ngx_string("");
+
+    a[0] = omcf->prefix;
+    a[1] = (olcf->rate_limit && omcf->plans) ? one : zero;
+    a[2] = omcf->plans_spec.len ? omcf->plans_spec : empty;
+    a[3] = omcf->default_plan ? omcf->default_plan->name : empty;
+    a[4] = olcf->consent ? one : zero;
+    a[5] = olcf->scope_all_arg.len ? olcf->scope_all_arg : empty;
+    a[6] = olcf->scope_any_arg.len ? olcf->scope_any_arg : empty;
+}
+
+
+/* a verified JWT goes to Redis for its consent, revocation, rate limit */
+
+static ngx_uint_t
+ngx_http_oauth2_jwt_needs_redis(ngx_http_oauth2_loc_conf_t *olcf,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_ctx_t *ctx)
+{
+    return (olcf->consent && ctx->record.consent_id.len)
+           || olcf->jwt_revocation
+           || (olcf->rate_limit && omcf->plans);
 }
 
 

@@ -52,6 +52,10 @@ static char *ngx_http_oauth2_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_oauth2_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_oauth2_audience(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_oauth2_claim(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_oauth2_redis_password(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_check_bounds(ngx_conf_t *cf, void *post,
@@ -77,6 +81,13 @@ static ngx_conf_enum_t  ngx_http_oauth2_rl_fallback[] = {
     { ngx_string("local"), NGX_OAUTH2_RL_FALLBACK_LOCAL },
     { ngx_string("allow"), NGX_OAUTH2_RL_FALLBACK_ALLOW },
     { ngx_string("deny"), NGX_OAUTH2_RL_FALLBACK_DENY },
+    { ngx_null_string, 0 }
+};
+
+static ngx_conf_enum_t  ngx_http_oauth2_token_types[] = {
+    { ngx_string("opaque"), NGX_OAUTH2_TOKEN_OPAQUE },
+    { ngx_string("jwt"), NGX_OAUTH2_TOKEN_JWT },
+    { ngx_string("auto"), NGX_OAUTH2_TOKEN_AUTO },
     { ngx_null_string, 0 }
 };
 
@@ -210,6 +221,55 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       offsetof(ngx_http_oauth2_loc_conf_t, rl_headers),
       NULL },
 
+    { ngx_string("oauth2_token_type"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, token_type),
+      &ngx_http_oauth2_token_types },
+
+    { ngx_string("oauth2_jwt_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_oauth2_jwt_key_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_jwt_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, jwt_issuer),
+      NULL },
+
+    { ngx_string("oauth2_jwt_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_oauth2_audience,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_jwt_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, jwt_leeway),
+      NULL },
+
+    { ngx_string("oauth2_jwt_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_oauth2_claim,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_jwt_revocation"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, jwt_revocation),
+      NULL },
+
     { ngx_string("oauth2_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_oauth2_cache_directive,
@@ -272,6 +332,8 @@ ngx_http_oauth2_preconfiguration(ngx_conf_t *cf)
     ngx_http_variable_t    *var;
     ngx_http_oauth2_var_t  *v;
 
+    static ngx_str_t  claim_prefix = ngx_string("oauth2_jwt_claim_");
+
     for (v = ngx_http_oauth2_vars; v->name.len; v++) {
         var = ngx_http_add_variable(cf, &v->name, NGX_HTTP_VAR_NOCACHEABLE);
         if (var == NULL) {
@@ -281,6 +343,14 @@ ngx_http_oauth2_preconfiguration(ngx_conf_t *cf)
         var->get_handler = ngx_http_oauth2_variable;
         var->data = v->field;
     }
+
+    var = ngx_http_add_variable(cf, &claim_prefix,
+                                NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_oauth2_jwt_claim_variable;
 
     return NGX_OK;
 }
@@ -381,6 +451,8 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
      *
      *     olcf->scope_required = { 0, NULL };
      *     olcf->scope_all_arg = { 0, NULL };
+     *     olcf->jwt_issuer = { 0, NULL };
+     *     olcf->jwt_claim_* = { 0, NULL };
      *     olcf->scope_any_arg = { 0, NULL };
      *     olcf->realm = { 0, NULL };
      *     olcf->bodies = NULL;
@@ -391,6 +463,10 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     olcf->scope_all = NGX_CONF_UNSET_PTR;
     olcf->scope_any = NGX_CONF_UNSET_PTR;
     olcf->max_token = NGX_CONF_UNSET_SIZE;
+    olcf->token_type = NGX_CONF_UNSET_UINT;
+    olcf->jwt_audience = NGX_CONF_UNSET_PTR;
+    olcf->jwt_leeway = NGX_CONF_UNSET;
+    olcf->jwt_revocation = NGX_CONF_UNSET;
     olcf->rate_limit = NGX_CONF_UNSET;
     olcf->rl_fallback = NGX_CONF_UNSET_UINT;
     olcf->rl_headers = NGX_CONF_UNSET;
@@ -419,6 +495,20 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->rl_fallback, prev->rl_fallback,
                               NGX_OAUTH2_RL_FALLBACK_LOCAL);
     ngx_conf_merge_value(conf->rl_headers, prev->rl_headers, 1);
+    ngx_conf_merge_uint_value(conf->token_type, prev->token_type,
+                              NGX_OAUTH2_TOKEN_OPAQUE);
+    ngx_conf_merge_str_value(conf->jwt_issuer, prev->jwt_issuer, "");
+    ngx_conf_merge_ptr_value(conf->jwt_audience, prev->jwt_audience, NULL);
+    ngx_conf_merge_sec_value(conf->jwt_leeway, prev->jwt_leeway, 0);
+    ngx_conf_merge_str_value(conf->jwt_claim_client_id,
+                             prev->jwt_claim_client_id, "client_id");
+    ngx_conf_merge_str_value(conf->jwt_claim_scope, prev->jwt_claim_scope,
+                             "scope");
+    ngx_conf_merge_str_value(conf->jwt_claim_plan, prev->jwt_claim_plan,
+                             "plan");
+    ngx_conf_merge_str_value(conf->jwt_claim_consent_id,
+                             prev->jwt_claim_consent_id, "consent_id");
+    ngx_conf_merge_value(conf->jwt_revocation, prev->jwt_revocation, 0);
 
     if (conf->messages == NGX_CONF_UNSET_PTR) {
         conf->messages = prev->messages;
@@ -459,6 +549,15 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"oauth2\" is on but no \"oauth2_redis\" "
                                "is configured in the http block");
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->token_type != NGX_OAUTH2_TOKEN_OPAQUE
+            && omcf->jwt_keys == NULL)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_token_type\" jwt or auto needs an "
+                               "\"oauth2_jwt_key\" in the http block");
             return NGX_CONF_ERROR;
         }
     }
@@ -585,6 +684,90 @@ ngx_http_oauth2_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         *s = value[i];
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_jwt_audience AUD ... */
+
+static char *
+ngx_http_oauth2_audience(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t   *value, *s;
+    ngx_uint_t   i;
+
+    if (olcf->jwt_audience != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    olcf->jwt_audience = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                          sizeof(ngx_str_t));
+    if (olcf->jwt_audience == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (value[i].len == 0) {
+            return "has an empty audience";
+        }
+
+        s = ngx_array_push(olcf->jwt_audience);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_jwt_claim scope|client_id|plan|consent_id NAME */
+
+static char *
+ngx_http_oauth2_claim(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t  *value, *field;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "scope") == 0) {
+        field = &olcf->jwt_claim_scope;
+
+    } else if (ngx_strcmp(value[1].data, "client_id") == 0) {
+        field = &olcf->jwt_claim_client_id;
+
+    } else if (ngx_strcmp(value[1].data, "plan") == 0) {
+        field = &olcf->jwt_claim_plan;
+
+    } else if (ngx_strcmp(value[1].data, "consent_id") == 0) {
+        field = &olcf->jwt_claim_consent_id;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid field \"%V\" in \"oauth2_jwt_claim\": "
+                           "scope, client_id, plan or consent_id expected",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    if (value[2].len == 0) {
+        return "has an empty claim name";
+    }
+
+    *field = value[2];
 
     return NGX_CONF_OK;
 }

@@ -95,7 +95,13 @@ typedef struct {
 } ngx_oauth2_rl_t;
 
 
-typedef struct ngx_oauth2_redis_s  ngx_oauth2_redis_t;
+typedef struct ngx_oauth2_redis_s    ngx_oauth2_redis_t;
+typedef struct ngx_oauth2_jwt_key_s  ngx_oauth2_jwt_key_t;
+
+
+#define NGX_OAUTH2_TOKEN_OPAQUE  0
+#define NGX_OAUTH2_TOKEN_JWT     1
+#define NGX_OAUTH2_TOKEN_AUTO    2
 typedef struct ngx_oauth2_cache_s  ngx_oauth2_cache_t;
 
 
@@ -118,6 +124,8 @@ typedef struct {
     ngx_str_t                    plans_spec;     /* all plans, for Redis */
     ngx_array_t                 *warned_plans;   /* per worker */
 
+    ngx_array_t                 *jwt_keys;       /* ngx_oauth2_jwt_key_t */
+
     ngx_oauth2_redis_t          *redis;          /* per worker */
 } ngx_http_oauth2_main_conf_t;
 
@@ -135,6 +143,15 @@ typedef struct {
     ngx_flag_t                   rate_limit;
     ngx_uint_t                   rl_fallback;
     ngx_flag_t                   rl_headers;
+    ngx_uint_t                   token_type;
+    ngx_str_t                    jwt_issuer;
+    ngx_array_t                 *jwt_audience;   /* of ngx_str_t */
+    time_t                       jwt_leeway;
+    ngx_str_t                    jwt_claim_client_id;
+    ngx_str_t                    jwt_claim_scope;
+    ngx_str_t                    jwt_claim_plan;
+    ngx_str_t                    jwt_claim_consent_id;
+    ngx_flag_t                   jwt_revocation;
     ngx_array_t                 *messages;       /* oauth2_error_message */
     ngx_str_t                   *bodies;         /* NGX_OAUTH2_ERR_LAST */
 } ngx_http_oauth2_loc_conf_t;
@@ -156,6 +173,8 @@ typedef struct {
     ngx_uint_t                   nargs;
     ngx_uint_t                   nkeys;
     ngx_pool_cleanup_t          *cleanup;
+    void                        *claims;         /* json_t, of a JWT */
+    ngx_str_t                    jti;
     unsigned                     done:1;
     unsigned                     rl_only:1;      /* token from the cache */
 } ngx_http_oauth2_ctx_t;
@@ -163,6 +182,7 @@ typedef struct {
 
 #define NGX_OAUTH2_SCRIPT_LOOKUP     0
 #define NGX_OAUTH2_SCRIPT_RATELIMIT  1
+#define NGX_OAUTH2_SCRIPT_JWT        2
 
 
 extern ngx_module_t  ngx_http_oauth2_module;
@@ -210,6 +230,18 @@ ngx_int_t ngx_oauth2_ratelimit_local(ngx_http_request_t *r,
     ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_ctx_t *ctx);
 ngx_int_t ngx_oauth2_ratelimit_headers(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx);
+
+/* ngx_oauth2_jwt.c */
+char *ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_oauth2_jwt_is_compact(ngx_str_t *token);
+ngx_int_t ngx_oauth2_jwt_claims(ngx_http_request_t *r,
+    ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token);
+ngx_oauth2_outcome_e ngx_oauth2_jwt_verify(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token);
+ngx_int_t ngx_oauth2_jwt_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 /* ngx_oauth2_cache.c */
 char *ngx_oauth2_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -126,14 +126,70 @@ struct ngx_oauth2_waiter_s {
  *  rate limit or false} with false (nil) for what is missing.
  */
 
+/*
+ * The checks nginx makes (exp, consent, scopes) before a request is
+ * counted, the plan, and the count: ARGV[1..7] of the lookup and the JWT
+ * scripts are prefix, rate limit on ("1"/"0"), every plan
+ * ("\nname spec\n..."), default plan, consent required ("1"/"0"), scopes
+ * all required, scopes one of which is required.
+ */
+
+#define NGX_OAUTH2_LUA_LIMIT                                                  \
+    "local function plan_spec(all, name)\n"                                  \
+    "  local s = string.find(all, '\\n' .. name .. ' ', 1, true)\n"          \
+    "  if not s then return nil end\n"                                       \
+    "  local e = string.find(all, '\\n', s + 1, true)\n"                     \
+    "  return string.sub(all, s + #name + 2, e - 1)\n"                       \
+    "end\n"                                                                  \
+    "local function limit(a, client, scope, plan, cs, exp)\n"                \
+    "  if a[2] ~= '1' or not client or client == '' then return false end\n" \
+    "  local now = clock()\n"                                                \
+    "  if exp and not (string.match(exp, '^%d+$')\n"                         \
+    "                  and tonumber(exp) * 1000000 > now) then\n"            \
+    "    return false\n"                                                     \
+    "  end\n"                                                                \
+    "  if a[5] == '1' and cs ~= 'valid' then return false end\n"             \
+    "  local granted = ' ' .. (scope or '') .. ' '\n"                        \
+    "  for s in string.gmatch(a[6], '%S+') do\n"                             \
+    "    if not string.find(granted, ' ' .. s .. ' ', 1, true) then\n"       \
+    "      return false\n"                                                   \
+    "    end\n"                                                              \
+    "  end\n"                                                                \
+    "  if a[7] ~= '' then\n"                                                 \
+    "    local any = false\n"                                                \
+    "    for s in string.gmatch(a[7], '%S+') do\n"                           \
+    "      if string.find(granted, ' ' .. s .. ' ', 1, true) then\n"         \
+    "        any = true\n"                                                   \
+    "      end\n"                                                            \
+    "    end\n"                                                              \
+    "    if not any then return false end\n"                                 \
+    "  end\n"                                                                \
+    "  local spec = nil\n"                                                   \
+    "  if plan and string.match(plan, '^[%w_-]+$') then\n"                   \
+    "    spec = plan_spec(a[3], plan)\n"                                     \
+    "  end\n"                                                                \
+    "  if not spec and a[4] ~= '' then\n"                                    \
+    "    plan = a[4]\n"                                                      \
+    "    spec = plan_spec(a[3], plan)\n"                                     \
+    "  end\n"                                                                \
+    "  if not spec then return false end\n"                                  \
+    "  return gcra(a[1], client, plan, spec, now)\n"                         \
+    "end\n"
+
+
+/*
+ * The lookup: one call per request for the token, its consent and, when
+ * the token may pass, the rate limit.
+ *
+ * KEYS[1]: <prefix>token:<sha256 hex>; ARGV[1..7]: see NGX_OAUTH2_LUA_LIMIT
+ * Returns {0} for an unknown token, else
+ * {1, pttl, client_id, scope, plan, consent_id, sub, exp, consent_status,
+ *  rate limit or false} with false (nil) for what is missing.
+ */
+
 static char  ngx_oauth2_lookup_script[] =
     NGX_OAUTH2_LUA_GCRA
-    "local function plan_spec(all, name)\n"
-    "  local s = string.find(all, '\\n' .. name .. ' ', 1, true)\n"
-    "  if not s then return nil end\n"
-    "  local e = string.find(all, '\\n', s + 1, true)\n"
-    "  return string.sub(all, s + #name + 2, e - 1)\n"
-    "end\n"
+    NGX_OAUTH2_LUA_LIMIT
     "local ttl = redis.call('PTTL', KEYS[1])\n"
     "if ttl == -2 then return {0} end\n"
     "local f = redis.call('HMGET', KEYS[1], 'client_id', 'scope', 'plan',\n"
@@ -143,43 +199,37 @@ static char  ngx_oauth2_lookup_script[] =
     "  cs = redis.pcall('HGET', ARGV[1] .. 'consent:' .. f[4], 'status')\n"
     "  if type(cs) == 'table' then cs = false end\n"
     "end\n"
-    "local rl = false\n"
-    "if ARGV[2] == '1' and f[1] and f[1] ~= '' then\n"
-    "  local now = clock()\n"
-    "  local ok = true\n"
-    "  if f[6] and not (string.match(f[6], '^%d+$')\n"
-    "                   and tonumber(f[6]) * 1000000 > now) then\n"
-    "    ok = false\n"
-    "  end\n"
-    "  if ARGV[5] == '1' and cs ~= 'valid' then ok = false end\n"
-    "  local granted = ' ' .. (f[2] or '') .. ' '\n"
-    "  for s in string.gmatch(ARGV[6], '%S+') do\n"
-    "    if not string.find(granted, ' ' .. s .. ' ', 1, true) then\n"
-    "      ok = false\n"
-    "    end\n"
-    "  end\n"
-    "  if ARGV[7] ~= '' then\n"
-    "    local any = false\n"
-    "    for s in string.gmatch(ARGV[7], '%S+') do\n"
-    "      if string.find(granted, ' ' .. s .. ' ', 1, true) then\n"
-    "        any = true\n"
-    "      end\n"
-    "    end\n"
-    "    if not any then ok = false end\n"
-    "  end\n"
-    "  if ok then\n"
-    "    local plan, spec = f[3], nil\n"
-    "    if plan and string.match(plan, '^[%w_-]+$') then\n"
-    "      spec = plan_spec(ARGV[3], plan)\n"
-    "    end\n"
-    "    if not spec and ARGV[4] ~= '' then\n"
-    "      plan = ARGV[4]\n"
-    "      spec = plan_spec(ARGV[3], plan)\n"
-    "    end\n"
-    "    if spec then rl = gcra(ARGV[1], f[1], plan, spec, now) end\n"
-    "  end\n"
+    "return {1, ttl, f[1], f[2], f[3], f[4], f[5], f[6], cs,\n"
+    "        limit(ARGV, f[1], f[2], f[3], cs, f[6])}\n";
+
+
+/*
+ * A verified JWT: its revocation, consent and rate limit, in one call.
+ * ARGV[1..7]: see NGX_OAUTH2_LUA_LIMIT; then client_id, scope, plan,
+ * consent_id, jti, revocation on ("1"/"0"), exp (leeway included).
+ * Returns {revoked (0/1), consent_status or false, rate limit or false}.
+ */
+
+static char  ngx_oauth2_jwt_script[] =
+    NGX_OAUTH2_LUA_GCRA
+    NGX_OAUTH2_LUA_LIMIT
+    "local revoked = 0\n"
+    "if ARGV[13] == '1' and redis.call('EXISTS',\n"
+    "                      ARGV[1] .. 'revoked:' .. ARGV[12]) == 1 then\n"
+    "  revoked = 1\n"
     "end\n"
-    "return {1, ttl, f[1], f[2], f[3], f[4], f[5], f[6], cs, rl}\n";
+    "local cs = false\n"
+    "if ARGV[11] ~= '' then\n"
+    "  cs = redis.pcall('HGET', ARGV[1] .. 'consent:' .. ARGV[11], 'status')\n"
+    "  if type(cs) == 'table' then cs = false end\n"
+    "end\n"
+    "local rl = false\n"
+    "if revoked == 0 then\n"
+    "  local plan = false\n"
+    "  if ARGV[10] ~= '' then plan = ARGV[10] end\n"
+    "  rl = limit(ARGV, ARGV[8], ARGV[9], plan, cs, ARGV[14])\n"
+    "end\n"
+    "return {revoked, cs, rl}\n";
 
 
 /*
@@ -203,6 +253,8 @@ static ngx_oauth2_script_t  ngx_oauth2_scripts[] = {
     { ngx_oauth2_lookup_script, sizeof(ngx_oauth2_lookup_script) - 1,
       { 0 } },
     { ngx_oauth2_ratelimit_script, sizeof(ngx_oauth2_ratelimit_script) - 1,
+      { 0 } },
+    { ngx_oauth2_jwt_script, sizeof(ngx_oauth2_jwt_script) - 1,
       { 0 } }
 };
 
@@ -815,6 +867,71 @@ ngx_oauth2_redis_parse_rl(redisReply *rr, ngx_oauth2_rl_t *rl)
 }
 
 
+/* {revoked, consent status, rate limit} of the JWT script */
+
+static ngx_oauth2_outcome_e
+ngx_oauth2_redis_parse_jwt(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
+{
+    ngx_log_t                    *log;
+    redisReply                  **e;
+    ngx_oauth2_record_t          *rec;
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    log = ctx->request->connection->log;
+    rec = &ctx->record;
+
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 3
+        || rr->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        goto unexpected;
+    }
+
+    e = rr->element;
+
+    if (e[0]->integer == 1) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "oauth2: JWT \"%V\" of client \"%V\" is revoked",
+                      &ctx->jti, &rec->client_id);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (ngx_oauth2_redis_copy(ctx->request->pool, e[1],
+                              &rec->consent_status)
+        != NGX_OK)
+    {
+        goto unexpected;
+    }
+
+    rec->consent_valid = (rec->consent_status.len == 5
+                          && ngx_strncmp(rec->consent_status.data,
+                                         "valid", 5) == 0);
+
+    if (e[2]->type != REDIS_REPLY_NIL) {
+        omcf = ngx_http_get_module_main_conf(ctx->request,
+                                             ngx_http_oauth2_module);
+
+        ctx->rl.plan = ngx_oauth2_ratelimit_plan(ctx->request, omcf,
+                                                 &rec->plan);
+
+        if (ctx->rl.plan == NULL
+            || ngx_oauth2_redis_parse_rl(e[2], &ctx->rl) != NGX_OK)
+        {
+            goto unexpected;
+        }
+    }
+
+    return NGX_OAUTH2_OK;
+
+unexpected:
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "oauth2: unexpected reply from redis for JWT \"%V\"",
+                  &ctx->jti);
+
+    return NGX_OAUTH2_STORE_UNAVAILABLE;
+}
+
+
 static ngx_oauth2_outcome_e
 ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
 {
@@ -843,6 +960,10 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
         }
 
         return NGX_OAUTH2_OK;
+    }
+
+    if (ctx->script == NGX_OAUTH2_SCRIPT_JWT) {
+        return ngx_oauth2_redis_parse_jwt(ctx, rr);
     }
 
     if (rr->type != REDIS_REPLY_ARRAY || rr->elements == 0

@@ -1,0 +1,895 @@
+
+/*
+ * ngx_oauth2_module: JWT access tokens (RFC 9068), verified locally.
+ *
+ * Keys are read and parsed once, at configuration time (oauth2_jwt_key),
+ * into OpenSSL EVP_PKEYs; a request's token is checked against the strict
+ * compact form, its header and claims are decoded with nginx's base64url
+ * and jansson (duplicate keys rejected), and its signature is verified
+ * with EVP on the parsed key whose algorithm the configuration pins.
+ *
+ * libjwt 1.10's own jwt_decode() is not used on requests: it verifies
+ * with whatever "alg" the token names, accepts "alg: none" without a key,
+ * decodes base64url loosely, rejects "typ: at+jwt", re-parses PEM keys on
+ * every call and lets duplicate claim names through.  libjwt names the
+ * algorithms (jwt_str_alg) at configuration time.
+ */
+
+
+#include "ngx_http_oauth2_module.h"
+
+#include <jansson.h>
+#include <jwt.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+
+#define NGX_OAUTH2_JWT_HS  1
+#define NGX_OAUTH2_JWT_RS  2
+#define NGX_OAUTH2_JWT_ES  3
+
+
+struct ngx_oauth2_jwt_key_s {
+    ngx_str_t                    kid;        /* empty: tokens without kid */
+    ngx_str_t                    alg;        /* as tokens name it */
+    ngx_uint_t                   type;
+    const EVP_MD                *md;
+    EVP_PKEY                    *pkey;
+    size_t                       ec_size;    /* bytes of r, of s */
+};
+
+
+static void ngx_oauth2_jwt_key_cleanup(void *data);
+static ngx_int_t ngx_oauth2_jwt_signature(ngx_http_request_t *r,
+    ngx_oauth2_jwt_key_t *key, u_char *input, size_t len, ngx_str_t *sig);
+static json_t *ngx_oauth2_jwt_part(ngx_http_request_t *r, u_char *start,
+    size_t len);
+static ngx_int_t ngx_oauth2_jwt_string(ngx_http_request_t *r,
+    json_t *claims, ngx_str_t *name, ngx_str_t *value);
+
+
+/* oauth2_jwt_key ALG FILE_OR_SECRET [kid=KID] */
+
+char *
+ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_oauth2_main_conf_t *omcf = conf;
+
+    int                    bits;
+    char                   group[64];
+    BIO                   *bio;
+    size_t                 min;
+    ssize_t                n;
+    jwt_alg_t              alg;
+    ngx_fd_t               fd;
+    ngx_str_t             *value, file, secret;
+    ngx_file_info_t        fi;
+    ngx_pool_cleanup_t    *cln;
+    ngx_oauth2_jwt_key_t  *key;
+
+    value = cf->args->elts;
+
+    if (omcf->jwt_keys == NULL) {
+        omcf->jwt_keys = ngx_array_create(cf->pool, 2,
+                                          sizeof(ngx_oauth2_jwt_key_t));
+        if (omcf->jwt_keys == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    key = ngx_array_push(omcf->jwt_keys);
+    if (key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(key, sizeof(ngx_oauth2_jwt_key_t));
+
+    if (cf->args->nelts == 4) {
+        if (ngx_strncmp(value[3].data, "kid=", 4) != 0 || value[3].len == 4) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"oauth2_jwt_key\": kid=KID expected",
+                               &value[3]);
+            return NGX_CONF_ERROR;
+        }
+
+        key->kid.data = value[3].data + 4;
+        key->kid.len = value[3].len - 4;
+    }
+
+    alg = (value[1].len < 16) ? jwt_str_alg((char *) value[1].data)
+                              : JWT_ALG_INVAL;
+
+    switch (alg) {
+    case JWT_ALG_HS256:
+    case JWT_ALG_RS256:
+    case JWT_ALG_ES256:
+        key->md = EVP_sha256();
+        key->ec_size = 32;
+        break;
+    case JWT_ALG_HS384:
+    case JWT_ALG_RS384:
+    case JWT_ALG_ES384:
+        key->md = EVP_sha384();
+        key->ec_size = 48;
+        break;
+    case JWT_ALG_HS512:
+    case JWT_ALG_RS512:
+    case JWT_ALG_ES512:
+        key->md = EVP_sha512();
+        key->ec_size = 66;
+        break;
+    default:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid algorithm \"%V\" in \"oauth2_jwt_key\": "
+                           "HS256, HS384, HS512, RS256, RS384, RS512, "
+                           "ES256, ES384 or ES512 expected", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* jwt_str_alg() ignores case: tokens must name it exactly */
+
+    key->alg.data = (u_char *) jwt_alg_str(alg);
+    key->alg.len = ngx_strlen(key->alg.data);
+
+    if (ngx_strncmp(value[1].data, key->alg.data, key->alg.len) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid algorithm \"%V\" in \"oauth2_jwt_key\": "
+                           "write it as \"%V\"", &value[1], &key->alg);
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[1].data[0] == 'H') {
+        key->type = NGX_OAUTH2_JWT_HS;
+
+        /* a secret, or a file when the value is a path */
+
+        secret = value[2];
+
+        if (value[2].data[0] == '/' || value[2].data[0] == '.') {
+            file = value[2];
+
+            if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+            if (fd == NGX_INVALID_FILE) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                                   "\"oauth2_jwt_key\": cannot open "
+                                   "\"%V\"", &file);
+                return NGX_CONF_ERROR;
+            }
+
+            if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+                || ngx_file_size(&fi) > 4096)
+            {
+                ngx_close_file(fd);
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"oauth2_jwt_key\": \"%V\" is not a "
+                                   "secret of 4k at most", &file);
+                return NGX_CONF_ERROR;
+            }
+
+            secret.data = ngx_pnalloc(cf->pool, 4096);
+            if (secret.data == NULL) {
+                ngx_close_file(fd);
+                return NGX_CONF_ERROR;
+            }
+
+            n = ngx_read_fd(fd, secret.data, 4096);
+            ngx_close_file(fd);
+
+            if (n < 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                                   "\"oauth2_jwt_key\": cannot read \"%V\"",
+                                   &file);
+                return NGX_CONF_ERROR;
+            }
+
+            secret.len = n;
+
+            while (secret.len
+                   && (secret.data[secret.len - 1] == '\n'
+                       || secret.data[secret.len - 1] == '\r'))
+            {
+                secret.len--;
+            }
+        }
+
+        /* RFC 7518 3.2: a key of the size of the hash output at least */
+
+        min = EVP_MD_get_size(key->md);
+
+        if (secret.len < min) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_jwt_key\": the %V secret must be "
+                               "%uz bytes at least (RFC 7518 3.2)",
+                               &key->alg, min);
+            return NGX_CONF_ERROR;
+        }
+
+        key->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_HMAC, NULL,
+                                                 secret.data, secret.len);
+
+    } else {
+        key->type = (value[1].data[0] == 'R') ? NGX_OAUTH2_JWT_RS
+                                              : NGX_OAUTH2_JWT_ES;
+        file = value[2];
+
+        if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        bio = BIO_new_file((char *) file.data, "r");
+        if (bio == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_jwt_key\": cannot open \"%V\"",
+                               &file);
+            return NGX_CONF_ERROR;
+        }
+
+        key->pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+
+        if (key->pkey == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_jwt_key\": \"%V\" is not a PEM "
+                               "public key", &file);
+            return NGX_CONF_ERROR;
+        }
+
+        if (key->type == NGX_OAUTH2_JWT_RS) {
+            bits = EVP_PKEY_get_bits(key->pkey);
+
+            if (EVP_PKEY_get_base_id(key->pkey) != EVP_PKEY_RSA
+                || bits < 2048)
+            {
+                EVP_PKEY_free(key->pkey);
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"oauth2_jwt_key\": \"%V\" is not an "
+                                   "RSA key of 2048 bits at least", &file);
+                return NGX_CONF_ERROR;
+            }
+
+        } else {
+            if (EVP_PKEY_get_base_id(key->pkey) != EVP_PKEY_EC
+                || EVP_PKEY_get_group_name(key->pkey, group, sizeof(group),
+                                           NULL) != 1
+                || ngx_strcmp(group, (key->ec_size == 32 ? "prime256v1"
+                                      : key->ec_size == 48 ? "secp384r1"
+                                      : "secp521r1")) != 0)
+            {
+                EVP_PKEY_free(key->pkey);
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"oauth2_jwt_key\": \"%V\" is not an "
+                                   "EC key on the curve of %V", &file,
+                                   &key->alg);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    if (key->pkey == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        EVP_PKEY_free(key->pkey);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_oauth2_jwt_key_cleanup;
+    cln->data = key->pkey;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_oauth2_jwt_key_cleanup(void *data)
+{
+    EVP_PKEY_free(data);
+}
+
+
+/* three base64url segments, nothing else */
+
+ngx_int_t
+ngx_oauth2_jwt_is_compact(ngx_str_t *token)
+{
+    u_char      *p, *end;
+    ngx_uint_t   dots, run;
+
+    dots = 0;
+    run = 0;
+    end = token->data + token->len;
+
+    for (p = token->data; p < end; p++) {
+
+        if (*p == '.') {
+            if (run == 0) {
+                return 0;
+            }
+
+            dots++;
+            run = 0;
+            continue;
+        }
+
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+        {
+            return 0;
+        }
+
+        run++;
+    }
+
+    return dots == 2 && run > 0;
+}
+
+
+static void
+ngx_oauth2_jwt_json_cleanup(void *data)
+{
+    json_decref(data);
+}
+
+
+/*
+ * Verifies a JWT and fills rec, jti and the claims (for
+ * $oauth2_jwt_claim_*) of ctx.
+ */
+
+ngx_oauth2_outcome_e
+ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_ctx_t *ctx,
+    ngx_str_t *token)
+{
+    u_char                *dot1, *dot2, *p;
+    time_t                 now;
+    json_t                *header, *claims, *v, *e;
+    size_t                 i;
+    ngx_str_t              sig_b64, sig, s, *aud;
+    ngx_uint_t             k, found;
+    const char            *alg, *kid, *typ;
+    ngx_pool_cleanup_t    *cln;
+    ngx_oauth2_record_t   *rec;
+    ngx_oauth2_jwt_key_t  *keys, *key;
+
+    static ngx_str_t  scp = ngx_string("scp");
+    static ngx_str_t  azp = ngx_string("azp");
+    static ngx_str_t  sub = ngx_string("sub");
+
+    rec = &ctx->record;
+
+    if (!ngx_oauth2_jwt_is_compact(token)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT is not three base64url segments");
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    dot1 = ngx_strlchr(token->data, token->data + token->len, '.');
+    dot2 = ngx_strlchr(dot1 + 1, token->data + token->len, '.');
+
+    /* the header: alg pinned by the key, kid, typ */
+
+    header = ngx_oauth2_jwt_part(r, token->data, dot1 - token->data);
+    if (header == NULL) {
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    alg = json_string_value(json_object_get(header, "alg"));
+    kid = json_string_value(json_object_get(header, "kid"));
+    typ = json_string_value(json_object_get(header, "typ"));
+
+    if (json_object_get(header, "crit")
+        || (json_object_get(header, "kid") && kid == NULL)
+        || (json_object_get(header, "typ") && typ == NULL))
+    {
+        json_decref(header);
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT header has \"crit\", or a kid or typ "
+                      "that is not a string");
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (typ && ngx_strcasecmp((u_char *) typ, (u_char *) "JWT") != 0
+        && ngx_strcasecmp((u_char *) typ, (u_char *) "at+jwt") != 0
+        && ngx_strcasecmp((u_char *) typ, (u_char *) "application/at+jwt")
+           != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT typ \"%s\" is not JWT or at+jwt", typ);
+        json_decref(header);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    key = NULL;
+    keys = omcf->jwt_keys ? omcf->jwt_keys->elts : NULL;
+
+    for (k = 0; keys && k < omcf->jwt_keys->nelts; k++) {
+        if (kid == NULL ? keys[k].kid.len == 0
+                        : (keys[k].kid.len == ngx_strlen(kid)
+                           && ngx_strncmp(keys[k].kid.data, kid,
+                                          keys[k].kid.len) == 0))
+        {
+            key = &keys[k];
+            break;
+        }
+    }
+
+    if (key == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: no oauth2_jwt_key for kid \"%s\"",
+                      kid ? kid : "(none)");
+        json_decref(header);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (alg == NULL || ngx_strlen(alg) != key->alg.len
+        || ngx_strncmp(alg, key->alg.data, key->alg.len) != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT alg \"%s\" is not the key's %V",
+                      alg ? alg : "(none)", &key->alg);
+        json_decref(header);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    json_decref(header);
+
+    /* the signature, over the first two segments as they were sent */
+
+    sig_b64.data = dot2 + 1;
+    sig_b64.len = token->data + token->len - sig_b64.data;
+
+    sig.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(sig_b64.len));
+    if (sig.data == NULL) {
+        return NGX_OAUTH2_INTERNAL_ERROR;
+    }
+
+    if (ngx_decode_base64url(&sig, &sig_b64) != NGX_OK
+        || ngx_oauth2_jwt_signature(r, key, token->data,
+                                    dot2 - token->data, &sig) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT signature does not verify (%V)",
+                      &key->alg);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    /* the claims */
+
+    claims = ngx_oauth2_jwt_part(r, dot1 + 1, dot2 - dot1 - 1);
+    if (claims == NULL) {
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        json_decref(claims);
+        return NGX_OAUTH2_INTERNAL_ERROR;
+    }
+
+    cln->handler = ngx_oauth2_jwt_json_cleanup;
+    cln->data = claims;
+    ctx->claims = claims;
+
+    now = ngx_time();
+
+    v = json_object_get(claims, "exp");
+    if (!json_is_integer(v)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT exp is missing or not an integer");
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (json_integer_value(v) + olcf->jwt_leeway <= now) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT has expired");
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    rec->expires = (time_t) json_integer_value(v) + olcf->jwt_leeway;
+
+    v = json_object_get(claims, "nbf");
+    if (v && (!json_is_integer(v)
+              || json_integer_value(v) - olcf->jwt_leeway > now))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT nbf is in the future or not an integer");
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (olcf->jwt_issuer.len) {
+        v = json_object_get(claims, "iss");
+
+        if (!json_is_string(v)
+            || json_string_length(v) != olcf->jwt_issuer.len
+            || ngx_strncmp(json_string_value(v), olcf->jwt_issuer.data,
+                           olcf->jwt_issuer.len) != 0)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth2: JWT iss is not \"%V\"",
+                          &olcf->jwt_issuer);
+            return NGX_OAUTH2_INVALID_TOKEN;
+        }
+    }
+
+    if (olcf->jwt_audience) {
+        v = json_object_get(claims, "aud");
+        aud = olcf->jwt_audience->elts;
+        found = 0;
+
+        for (k = 0; !found && k < olcf->jwt_audience->nelts; k++) {
+            if (json_is_string(v)) {
+                found = (json_string_length(v) == aud[k].len
+                         && ngx_strncmp(json_string_value(v), aud[k].data,
+                                        aud[k].len) == 0);
+                continue;
+            }
+
+            json_array_foreach(v, i, e) {
+                if (json_is_string(e) && json_string_length(e) == aud[k].len
+                    && ngx_strncmp(json_string_value(e), aud[k].data,
+                                   aud[k].len) == 0)
+                {
+                    found = 1;
+                    break;
+                }
+            }
+        }
+
+        if (!found) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth2: JWT aud is none of oauth2_jwt_audience");
+            return NGX_OAUTH2_INVALID_TOKEN;
+        }
+    }
+
+    /* the record: client_id (or azp), scope (or scp), plan, consent, sub */
+
+    if (ngx_oauth2_jwt_string(r, claims, &olcf->jwt_claim_client_id,
+                              &rec->client_id) != NGX_OK
+        || (rec->client_id.len == 0
+            && ngx_oauth2_jwt_string(r, claims, &azp, &rec->client_id)
+               != NGX_OK)
+        || ngx_oauth2_jwt_string(r, claims, &olcf->jwt_claim_plan,
+                                 &rec->plan) != NGX_OK
+        || ngx_oauth2_jwt_string(r, claims, &olcf->jwt_claim_consent_id,
+                                 &rec->consent_id) != NGX_OK
+        || ngx_oauth2_jwt_string(r, claims, &sub, &rec->sub) != NGX_OK)
+    {
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (rec->client_id.len == 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT has no client_id or azp");
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    v = json_object_get(claims, (char *) olcf->jwt_claim_scope.data);
+
+    if (v == NULL) {
+        v = json_object_get(claims, (char *) scp.data);
+    }
+
+    if (json_is_string(v)) {
+        rec->scope.len = json_string_length(v);
+        rec->scope.data = (u_char *) json_string_value(v);
+
+    } else if (json_is_array(v)) {
+        rec->scope.len = 0;
+
+        json_array_foreach(v, i, e) {
+            if (!json_is_string(e)) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "oauth2: JWT scope array has a non-string");
+                return NGX_OAUTH2_INVALID_TOKEN;
+            }
+
+            rec->scope.len += json_string_length(e) + 1;
+        }
+
+        p = ngx_pnalloc(r->pool, rec->scope.len);
+        if (p == NULL) {
+            return NGX_OAUTH2_INTERNAL_ERROR;
+        }
+
+        rec->scope.data = p;
+
+        json_array_foreach(v, i, e) {
+            if (p != rec->scope.data) {
+                *p++ = ' ';
+            }
+
+            p = ngx_cpymem(p, json_string_value(e), json_string_length(e));
+        }
+
+        rec->scope.len = p - rec->scope.data;
+
+    } else if (v) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT scope is neither a string nor an array");
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    v = json_object_get(claims, "jti");
+
+    if (v && !json_is_string(v)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT jti is not a string");
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (olcf->jwt_revocation && (v == NULL || json_string_length(v) == 0)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT has no jti, revocation cannot be checked");
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (v) {
+        s.data = (u_char *) json_string_value(v);
+        s.len = json_string_length(v);
+        ctx->jti = s;
+    }
+
+    return NGX_OAUTH2_OK;
+}
+
+
+/* the claims of a JWT that was verified before (it came from the cache) */
+
+ngx_int_t
+ngx_oauth2_jwt_claims(ngx_http_request_t *r, ngx_http_oauth2_ctx_t *ctx,
+    ngx_str_t *token)
+{
+    u_char              *dot1, *dot2;
+    json_t              *claims;
+    ngx_pool_cleanup_t  *cln;
+
+    dot1 = ngx_strlchr(token->data, token->data + token->len, '.');
+    dot2 = dot1 ? ngx_strlchr(dot1 + 1, token->data + token->len, '.')
+                : NULL;
+
+    if (dot2 == NULL) {
+        return NGX_OK;
+    }
+
+    claims = ngx_oauth2_jwt_part(r, dot1 + 1, dot2 - dot1 - 1);
+    if (claims == NULL) {
+        return NGX_OK;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        json_decref(claims);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_oauth2_jwt_json_cleanup;
+    cln->data = claims;
+    ctx->claims = claims;
+
+    return NGX_OK;
+}
+
+
+/* a string claim, or nothing; anything else makes the token invalid */
+
+static ngx_int_t
+ngx_oauth2_jwt_string(ngx_http_request_t *r, json_t *claims, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    json_t  *v;
+
+    v = json_object_get(claims, (char *) name->data);
+
+    if (v == NULL) {
+        ngx_str_null(value);
+        return NGX_OK;
+    }
+
+    if (!json_is_string(v)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT claim \"%V\" is not a string", name);
+        return NGX_ERROR;
+    }
+
+    value->data = (u_char *) json_string_value(v);
+    value->len = json_string_length(v);
+
+    return NGX_OK;
+}
+
+
+/* a base64url segment holding a JSON object */
+
+static json_t *
+ngx_oauth2_jwt_part(ngx_http_request_t *r, u_char *start, size_t len)
+{
+    json_t        *obj;
+    ngx_str_t      src, dst;
+    json_error_t   err;
+
+    src.data = start;
+    src.len = len;
+
+    dst.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(len));
+    if (dst.data == NULL) {
+        return NULL;
+    }
+
+    if (ngx_decode_base64url(&dst, &src) != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT segment is not base64url");
+        return NULL;
+    }
+
+    obj = json_loadb((char *) dst.data, dst.len, JSON_REJECT_DUPLICATES,
+                     &err);
+
+    if (obj == NULL || !json_is_object(obj)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: JWT segment is not a JSON object%s%s",
+                      obj ? "" : ": ", obj ? "" : err.text);
+        json_decref(obj);
+        return NULL;
+    }
+
+    return obj;
+}
+
+
+static ngx_int_t
+ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
+    u_char *input, size_t len, ngx_str_t *sig)
+{
+    int           ok, der_len;
+    u_char        mac[EVP_MAX_MD_SIZE], *der, *p;
+    size_t        mac_len;
+    BIGNUM       *br, *bs;
+    ECDSA_SIG    *esig;
+    EVP_MD_CTX   *md;
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    ok = 0;
+
+    switch (key->type) {
+
+    case NGX_OAUTH2_JWT_HS:
+        mac_len = sizeof(mac);
+
+        if (EVP_DigestSignInit(md, NULL, key->md, NULL, key->pkey) == 1
+            && EVP_DigestSign(md, mac, &mac_len, input, len) == 1
+            && mac_len == sig->len
+            && CRYPTO_memcmp(mac, sig->data, mac_len) == 0)
+        {
+            ok = 1;
+        }
+
+        break;
+
+    case NGX_OAUTH2_JWT_RS:
+        ok = (EVP_DigestVerifyInit(md, NULL, key->md, NULL, key->pkey) == 1
+              && EVP_DigestVerify(md, sig->data, sig->len, input, len) == 1);
+        break;
+
+    default: /* NGX_OAUTH2_JWT_ES: JOSE r || s to DER */
+
+        if (sig->len != 2 * key->ec_size) {
+            break;
+        }
+
+        esig = ECDSA_SIG_new();
+        br = BN_bin2bn(sig->data, key->ec_size, NULL);
+        bs = BN_bin2bn(sig->data + key->ec_size, key->ec_size, NULL);
+
+        if (esig == NULL || br == NULL || bs == NULL
+            || ECDSA_SIG_set0(esig, br, bs) != 1)
+        {
+            BN_free(br);
+            BN_free(bs);
+            ECDSA_SIG_free(esig);
+            break;
+        }
+
+        der_len = i2d_ECDSA_SIG(esig, NULL);
+        der = (der_len > 0) ? ngx_pnalloc(r->pool, der_len) : NULL;
+
+        if (der) {
+            p = der;
+            der_len = i2d_ECDSA_SIG(esig, &p);
+
+            ok = (der_len > 0
+                  && EVP_DigestVerifyInit(md, NULL, key->md, NULL, key->pkey)
+                     == 1
+                  && EVP_DigestVerify(md, der, der_len, input, len) == 1);
+        }
+
+        ECDSA_SIG_free(esig);
+        break;
+    }
+
+    EVP_MD_CTX_free(md);
+
+    return ok ? NGX_OK : NGX_ERROR;
+}
+
+
+/* $oauth2_jwt_claim_NAME: a top-level string or number claim */
+
+ngx_int_t
+ngx_oauth2_jwt_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t *name = (ngx_str_t *) data;
+
+    u_char                 *p, *c;
+    json_t                 *j;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+
+    if (ctx == NULL || ctx->claims == NULL
+        || name->len <= sizeof("oauth2_jwt_claim_") - 1)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    c = ngx_pnalloc(r->pool, name->len - (sizeof("oauth2_jwt_claim_") - 1)
+                             + 1);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_cpystrn(c, name->data + sizeof("oauth2_jwt_claim_") - 1,
+                name->len - (sizeof("oauth2_jwt_claim_") - 1) + 1);
+
+    j = json_object_get(ctx->claims, (char *) c);
+
+    if (json_is_string(j)) {
+        v->data = (u_char *) json_string_value(j);
+        v->len = json_string_length(j);
+
+    } else if (json_is_integer(j)) {
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%L", (int64_t) json_integer_value(j)) - p;
+
+    } else if (json_is_real(j)) {
+        p = ngx_pnalloc(r->pool, 64);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_snprintf(p, 64, "%.6f", json_real_value(j)) - p;
+
+    } else {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
