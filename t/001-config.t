@@ -145,4 +145,69 @@ bad_conf('cache bad ttl', "oauth2_cache zone=a:1m ttl=never;", '',
 bad_conf('cache bad parameter', "oauth2_cache zone=a:1m size=3;", '',
          qr/invalid parameter "size=3" in "oauth2_cache"/);
 
+# JWT keys are read and parsed at configuration time
+my $kdir = tempdir(CLEANUP => 1);
+system("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+       . "-out $kdir/ec.pem >/dev/null 2>&1") == 0 or die;
+system("openssl pkey -in $kdir/ec.pem -pubout -out $kdir/ec.pub "
+       . ">/dev/null 2>&1") == 0 or die;
+system("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 "
+       . "-out $kdir/small.pem >/dev/null 2>&1") == 0 or die;
+system("openssl pkey -in $kdir/small.pem -pubout -out $kdir/small.pub "
+       . ">/dev/null 2>&1") == 0 or die;
+open my $junk, '>', "$kdir/junk.pem" or die;
+print $junk "not a key\n";
+close $junk;
+
+ok_conf('jwt keys', "oauth2_redis 127.0.0.1:$redis;
+         oauth2_jwt_key ES256 $kdir/ec.pub kid=k1;
+         oauth2_jwt_key HS256 0123456789abcdef0123456789abcdef;",
+        'location / { oauth2 on; oauth2_token_type auto; }');
+
+bad_conf('jwt key file missing', "oauth2_jwt_key RS256 $kdir/nope.pub;", '',
+         qr/"oauth2_jwt_key": cannot open "\Q$kdir\E\/nope.pub"/);
+
+bad_conf('jwt key file not PEM', "oauth2_jwt_key RS256 $kdir/junk.pem;", '',
+         qr/"oauth2_jwt_key": "\Q$kdir\E\/junk.pem" is not a PEM public key/);
+
+bad_conf('RS key that is EC', "oauth2_jwt_key RS256 $kdir/ec.pub;", '',
+         qr/is not an RSA key of 2048 bits at least/);
+
+bad_conf('RSA key too small', "oauth2_jwt_key RS256 $kdir/small.pub;", '',
+         qr/is not an RSA key of 2048 bits at least/);
+
+bad_conf('ES384 key on P-256', "oauth2_jwt_key ES384 $kdir/ec.pub;", '',
+         qr/is not an EC key on the curve of ES384/);
+
+bad_conf('short HS secret', 'oauth2_jwt_key HS256 short;', '',
+         qr/the HS256 secret must be 32 bytes at least/);
+
+bad_conf('unknown alg', "oauth2_jwt_key none $kdir/ec.pub;", '',
+         qr/invalid algorithm "none" in "oauth2_jwt_key"/);
+
+bad_conf('alg case', "oauth2_jwt_key es256 $kdir/ec.pub;", '',
+         qr/write it as "ES256"/);
+
+bad_conf('jwt without key', "oauth2_redis 127.0.0.1:$redis;",
+         'location / { oauth2 on; oauth2_token_type jwt; }',
+         qr/"oauth2_token_type" jwt or auto needs an "oauth2_jwt_key"/);
+
+bad_conf('bad claim field', 'oauth2_jwt_claim email mail;', '',
+         qr/invalid field "email" in "oauth2_jwt_claim"/);
+
+bad_conf('bad plan limit', 'oauth2_plan gold 10r/w;', '',
+         qr/invalid limit "10r\/w" in "oauth2_plan" "gold"/);
+
+bad_conf('bad plan name', 'oauth2_plan "go ld" 10r/s;', '',
+         qr/invalid plan name "go ld" in "oauth2_plan"/);
+
+bad_conf('duplicate plan', 'oauth2_plan a 1r/s; oauth2_plan a 2r/s;', '',
+         qr/duplicate "oauth2_plan" "a"/);
+
+bad_conf('unknown default plan', 'oauth2_plan a 1r/s; oauth2_default_plan b;',
+         '', qr/"oauth2_default_plan" "b" is not an "oauth2_plan"/);
+
+bad_conf('bad fallback', 'oauth2_rate_limit_fallback maybe;', '',
+         qr/invalid value "maybe" in \S+nginx.conf:7/);
+
 done_testing();
