@@ -4,6 +4,7 @@
 #   make NGINX_SRC=DIR   build against an nginx source tree instead
 #   make test            install what is missing, build, run the t/ suite
 #   make run / stop      demo: Redis + nginx on 127.0.0.1:8080
+#   make bench           throughput and latency of each path (wrk)
 
 SHELL        := /bin/bash
 BUILD        := $(CURDIR)/build
@@ -22,7 +23,7 @@ DEB_PACKAGES := nginx-dev nginx libhiredis-dev libjansson-dev \
 TEST_NGINX_LIB := $(shell perl -MTest::Nginx::Socket -e1 2>/dev/null \
                     || echo $(CURDIR)/util/test-nginx/lib)
 
-.PHONY: all deps test run stop clean
+.PHONY: all deps test run stop bench clean
 
 all: $(MODULE)
 
@@ -74,6 +75,10 @@ run: deps $(MODULE)
 
 stop:
 	@util/demo.sh stop
+
+bench: deps $(MODULE)
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk bc >/dev/null
+	@NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) util/bench.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) t/servroot
