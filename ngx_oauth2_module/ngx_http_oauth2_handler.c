@@ -55,7 +55,13 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+    /*
+     * after an internal redirect (index, try_files, error_page) the token
+     * was looked up and counted already: the new location's checks are
+     * made on the same record, the rate limit is not counted twice
+     */
+
+    ctx = ngx_http_oauth2_get_ctx(r);
 
     if (ctx) {
         if (!ctx->done) {
@@ -69,6 +75,14 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
     if (ctx == NULL) {
         return NGX_ERROR;
     }
+
+    ctx->cleanup = ngx_pool_cleanup_add(r->pool, 0);
+    if (ctx->cleanup == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->cleanup->handler = ngx_http_oauth2_cleanup;
+    ctx->cleanup->data = ctx;
 
     ctx->request = r;
     ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
@@ -165,17 +179,6 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
     }
 
     /* NGX_AGAIN: the reply comes to ngx_http_oauth2_lookup_done() */
-
-    if (!ctx->cleanup) {
-        ctx->cleanup = ngx_pool_cleanup_add(r->pool, 0);
-        if (ctx->cleanup == NULL) {
-            ngx_oauth2_redis_detach(ctx);
-            return NGX_ERROR;
-        }
-
-        ctx->cleanup->handler = ngx_http_oauth2_cleanup;
-        ctx->cleanup->data = ctx;
-    }
 
     ctx->timeout.handler = ngx_http_oauth2_timeout_handler;
     ctx->timeout.data = ctx;
@@ -318,23 +321,34 @@ ngx_http_oauth2_fallback(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx)
 {
+    ngx_uint_t  level;
+
+    /* once a second per worker: an outage must not flood the log */
+
+    level = NGX_LOG_DEBUG;
+
+    if (omcf->fallback_logged != ngx_time()) {
+        omcf->fallback_logged = ngx_time();
+        level = NGX_LOG_WARN;
+    }
+
     switch (olcf->rl_fallback) {
 
     case NGX_OAUTH2_RL_FALLBACK_DENY:
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+        ngx_log_error(level, r->connection->log, 0,
                       "oauth2: rate limit unavailable, "
                       "oauth2_rate_limit_fallback deny: 503");
         return NGX_OAUTH2_STORE_UNAVAILABLE;
 
     case NGX_OAUTH2_RL_FALLBACK_ALLOW:
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+        ngx_log_error(level, r->connection->log, 0,
                       "oauth2: rate limit unavailable, "
                       "oauth2_rate_limit_fallback allow: not limited");
         ctx->rl.state = NGX_OAUTH2_RL_NONE;
         return NGX_OAUTH2_OK;
 
     default: /* NGX_OAUTH2_RL_FALLBACK_LOCAL */
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+        ngx_log_error(level, r->connection->log, 0,
                       "oauth2: rate limit unavailable, "
                       "oauth2_rate_limit_fallback local: this node counts "
                       "alone");
@@ -428,11 +442,13 @@ ngx_http_oauth2_decide(ngx_http_request_t *r,
     }
 
     if (ctx->outcome == NGX_OAUTH2_OK) {
-        if (olcf->rl_headers
+        if (olcf->rl_headers && !ctx->rl_headers
             && ngx_oauth2_ratelimit_headers(r, ctx) != NGX_OK)
         {
             return NGX_ERROR;
         }
+
+        ctx->rl_headers = 1;
 
         return NGX_OK;
     }
@@ -547,6 +563,35 @@ ngx_http_oauth2_timeout_handler(ngx_event_t *ev)
     ngx_oauth2_redis_abort(omcf, "timed out");
 
     ngx_http_oauth2_lookup_done(ctx, NGX_OAUTH2_STORE_UNAVAILABLE);
+}
+
+
+/* the module's ctx, also after an internal redirect cleared r->ctx */
+
+ngx_http_oauth2_ctx_t *
+ngx_http_oauth2_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+
+    if (ctx) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_oauth2_cleanup) {
+            ctx = cln->data;
+
+            if (ctx->request == r) {
+                ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
+                return ctx;
+            }
+        }
+    }
+
+    return NULL;
 }
 
 

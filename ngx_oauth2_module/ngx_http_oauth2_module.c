@@ -982,7 +982,7 @@ ngx_http_oauth2_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     ngx_str_t              *s;
     ngx_http_oauth2_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+    ctx = ngx_http_oauth2_get_ctx(r);
 
     if (ctx == NULL) {
         v->not_found = 1;

@@ -123,6 +123,7 @@ typedef struct {
     ngx_oauth2_plan_t           *default_plan;
     ngx_str_t                    plans_spec;     /* all plans, for Redis */
     ngx_array_t                 *warned_plans;   /* per worker */
+    time_t                       fallback_logged;
 
     ngx_array_t                 *jwt_keys;       /* ngx_oauth2_jwt_key_t */
 
@@ -177,6 +178,7 @@ typedef struct {
     ngx_str_t                    jti;
     unsigned                     done:1;
     unsigned                     rl_only:1;      /* token from the cache */
+    unsigned                     rl_headers:1;   /* added already */
 } ngx_http_oauth2_ctx_t;
 
 
@@ -190,6 +192,7 @@ extern ngx_module_t  ngx_http_oauth2_module;
 
 /* ngx_http_oauth2_handler.c */
 ngx_int_t ngx_http_oauth2_access_handler(ngx_http_request_t *r);
+ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
 void ngx_http_oauth2_lookup_done(ngx_http_oauth2_ctx_t *ctx,
     ngx_oauth2_outcome_e outcome);
 

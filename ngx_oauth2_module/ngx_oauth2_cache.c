@@ -12,6 +12,8 @@
 
 #include "ngx_http_oauth2_module.h"
 
+#include <math.h>
+
 
 #define NGX_OAUTH2_CACHE_FIELDS  6
 
@@ -31,7 +33,7 @@ typedef struct {
 typedef struct {
     ngx_rbtree_node_t            node;       /* key: crc32 of the key */
     ngx_queue_t                  queue;
-    uint64_t                     tat[NGX_OAUTH2_MAX_LIMITS];  /* usec */
+    double                       tat[NGX_OAUTH2_MAX_LIMITS];  /* usec */
     u_short                      len;
     u_char                       key[1];
 } ngx_oauth2_rl_node_t;
@@ -526,9 +528,9 @@ ngx_int_t
 ngx_oauth2_cache_gcra(ngx_oauth2_cache_t *cache, ngx_str_t *key,
     ngx_oauth2_plan_t *plan, ngx_oauth2_rl_t *rl)
 {
+    double                 now, t, tau, tat, wait, retry, best_reset,
+                           deny_reset, next[NGX_OAUTH2_MAX_LIMITS];
     uint32_t               hash;
-    uint64_t               now, t, tau, tat, retry, best_reset, deny_reset;
-    uint64_t               next[NGX_OAUTH2_MAX_LIMITS];
     ngx_int_t              rc, rem, best_rem;
     ngx_uint_t             i, n, best, deny;
     ngx_time_t            *tp;
@@ -537,8 +539,12 @@ ngx_oauth2_cache_gcra(ngx_oauth2_cache_t *cache, ngx_str_t *key,
     ngx_oauth2_limit_t    *limit;
     ngx_oauth2_rl_node_t  *rn;
 
+    if (key->len > 0xffff) {
+        return NGX_DECLINED;
+    }
+
     tp = ngx_timeofday();
-    now = ((uint64_t) tp->sec * 1000 + tp->msec) * 1000;
+    now = ((double) tp->sec * 1000 + tp->msec) * 1000;
 
     hash = ngx_crc32_short(key->data, key->len);
     limit = plan->limits->elts;
@@ -612,13 +618,14 @@ ngx_oauth2_cache_gcra(ngx_oauth2_cache_t *cache, ngx_str_t *key,
     deny_reset = 0;
 
     for (i = 0; i < n; i++) {
-        t = (uint64_t) limit[i].period * 1000 / limit[i].count;
-        tau = (uint64_t) limit[i].period * 1000 - t;
+        t = (double) limit[i].period * 1000 / limit[i].count;
+        tau = (double) limit[i].period * 1000 - t;
         tat = rn->tat[i] > now ? rn->tat[i] : now;
+        wait = tat - now - tau;
 
-        if (tat - now > tau) {
-            if (tat - tau - now > retry) {
-                retry = tat - tau - now;
+        if (wait > 0) {
+            if (deny == n || wait > retry) {
+                retry = wait;
                 deny = i;
                 deny_reset = tat - now;
             }
@@ -626,7 +633,7 @@ ngx_oauth2_cache_gcra(ngx_oauth2_cache_t *cache, ngx_str_t *key,
             continue;
         }
 
-        rem = (ngx_int_t) ((now + tau - tat) / t);
+        rem = (ngx_int_t) (-wait / t);
         next[i] = tat + t;
 
         if (best_rem < 0 || rem < best_rem) {
@@ -640,8 +647,8 @@ ngx_oauth2_cache_gcra(ngx_oauth2_cache_t *cache, ngx_str_t *key,
         rl->state = NGX_OAUTH2_RL_LIMITED;
         rl->limit = deny;
         rl->remaining = 0;
-        rl->reset = (ngx_msec_t) ((deny_reset + 999999) / 1000000);
-        rl->retry = (ngx_msec_t) ((retry + 999999) / 1000000);
+        rl->reset = (ngx_msec_t) ceil(deny_reset / 1000000);
+        rl->retry = (ngx_msec_t) ceil(retry / 1000000);
 
     } else {
         for (i = 0; i < n; i++) {
@@ -651,7 +658,7 @@ ngx_oauth2_cache_gcra(ngx_oauth2_cache_t *cache, ngx_str_t *key,
         rl->state = NGX_OAUTH2_RL_ALLOWED;
         rl->limit = best;
         rl->remaining = best_rem;
-        rl->reset = (ngx_msec_t) ((best_reset + 999999) / 1000000);
+        rl->reset = (ngx_msec_t) ceil(best_reset / 1000000);
         rl->retry = 0;
     }
 

@@ -306,7 +306,7 @@ ngx_oauth2_send_error(ngx_http_request_t *r,
                    - p;
 
         if (ngx_oauth2_add_header(r, "Retry-After", &auth) != NGX_OK
-            || (olcf->rl_headers
+            || (olcf->rl_headers && !ctx->rl_headers
                 && ngx_oauth2_ratelimit_headers(r, ctx) != NGX_OK))
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

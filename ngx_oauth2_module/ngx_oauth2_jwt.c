@@ -840,7 +840,7 @@ ngx_oauth2_jwt_claim_variable(ngx_http_request_t *r,
     json_t                 *j;
     ngx_http_oauth2_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+    ctx = ngx_http_oauth2_get_ctx(r);
 
     if (ctx == NULL || ctx->claims == NULL
         || name->len <= sizeof("oauth2_jwt_claim_") - 1)

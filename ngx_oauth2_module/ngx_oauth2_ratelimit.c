@@ -111,7 +111,8 @@ ngx_oauth2_plan_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid limit \"%V\" in \"oauth2_plan\" "
                                "\"%V\": N r/s, r/m, r/h or r/d expected, "
-                               "e.g. 100r/m", &value[i], &value[1]);
+                               "e.g. 100r/m, and 1000000r/s at most",
+                               &value[i], &value[1]);
             return NGX_CONF_ERROR;
         }
 
@@ -170,6 +171,12 @@ ngx_oauth2_parse_limit(ngx_str_t *s, ngx_oauth2_limit_t *limit)
         limit->period = 86400 * 1000;
         break;
     default:
+        return NGX_ERROR;
+    }
+
+    /* one request per microsecond at most: the counters' resolution */
+
+    if ((uint64_t) limit->count > (uint64_t) limit->period * 1000) {
         return NGX_ERROR;
     }
 
@@ -290,14 +297,22 @@ ngx_oauth2_ratelimit_plan(ngx_http_request_t *r,
         }
     }
 
-    if (omcf->warned_plans->nelts < 64) {
-        w = ngx_array_push(omcf->warned_plans);
-        if (w == NULL) {
-            return omcf->default_plan;
-        }
+    if (omcf->warned_plans->nelts == 64) {
+        return omcf->default_plan;
+    }
 
-        w->data = ngx_pstrdup(ngx_cycle->pool, name);
-        w->len = w->data ? name->len : 0;
+    w = ngx_array_push(omcf->warned_plans);
+    if (w == NULL) {
+        return omcf->default_plan;
+    }
+
+    w->data = ngx_pstrdup(ngx_cycle->pool, name);
+    w->len = w->data ? name->len : 0;
+
+    if (omcf->warned_plans->nelts == 64) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "oauth2: 64 unknown plan names seen, the next ones "
+                      "are not logged");
     }
 
     if (omcf->default_plan) {
@@ -330,7 +345,10 @@ ngx_oauth2_ratelimit_local(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    key.len = ctx->record.client_id.len + 1 + ctx->rl.plan->name.len;
+    /* the limits are in the key: a reload that changes them starts anew */
+
+    key.len = ctx->record.client_id.len + 1 + ctx->rl.plan->name.len + 1
+              + ctx->rl.plan->spec.len;
     key.data = ngx_pnalloc(r->pool, key.len);
     if (key.data == NULL) {
         return NGX_ERROR;
@@ -339,7 +357,9 @@ ngx_oauth2_ratelimit_local(ngx_http_request_t *r,
     p = ngx_cpymem(key.data, ctx->record.client_id.data,
                    ctx->record.client_id.len);
     *p++ = '\0';
-    ngx_memcpy(p, ctx->rl.plan->name.data, ctx->rl.plan->name.len);
+    p = ngx_cpymem(p, ctx->rl.plan->name.data, ctx->rl.plan->name.len);
+    *p++ = '\0';
+    ngx_memcpy(p, ctx->rl.plan->spec.data, ctx->rl.plan->spec.len);
 
     return ngx_oauth2_cache_gcra(omcf->cache, &key, ctx->rl.plan, &ctx->rl);
 }

@@ -82,14 +82,15 @@ struct ngx_oauth2_waiter_s {
     "    local tau = p - t\n"                                                \
     "    local tat = tonumber(redis.call('GET', key)) or now\n"              \
     "    if tat < now then tat = now end\n"                                  \
-    "    if tat - now > tau then\n"                                          \
-    "      if tat - tau - now > retry then\n"                                \
-    "        deny, retry, deny_reset = n, tat - tau - now, tat - now\n"      \
+    "    local wait = tat - now - tau\n"                                     \
+    "    if wait > 0 then\n"                                                 \
+    "      if deny == 0 or wait > retry then\n"                              \
+    "        deny, retry, deny_reset = n, wait, tat - now\n"                 \
     "      end\n"                                                            \
     "    else\n"                                                             \
-    "      local rem = math.floor((now + tau - tat) / t)\n"                  \
+    "      local rem = math.floor(-wait / t)\n"                              \
     "      keys[n] = key\n"                                                  \
-    "      tats[n] = math.floor(tat + t)\n"                                  \
+    "      tats[n] = tat + t\n"                                              \
     "      if best_rem < 0 or rem < best_rem then\n"                         \
     "        best, best_rem, best_reset = n, rem, tats[n] - now\n"           \
     "      end\n"                                                            \
@@ -100,7 +101,7 @@ struct ngx_oauth2_waiter_s {
     "            math.ceil(retry / 1000000)}\n"                              \
     "  end\n"                                                                \
     "  for i = 1, n do\n"                                                    \
-    "    redis.call('SET', keys[i], string.format('%d', tats[i]), 'PX',\n"   \
+    "    redis.call('SET', keys[i], string.format('%.17g', tats[i]), 'PX',\n" \
     "               math.ceil((tats[i] - now) / 1000) + 1000)\n"             \
     "  end\n"                                                                \
     "  return {1, best - 1, best_rem, math.ceil(best_reset / 1000000), 0}\n" \
@@ -144,7 +145,7 @@ struct ngx_oauth2_waiter_s {
     "local function limit(a, client, scope, plan, cs, exp)\n"                \
     "  if a[2] ~= '1' or not client or client == '' then return false end\n" \
     "  local now = clock()\n"                                                \
-    "  if exp and not (string.match(exp, '^%d+$')\n"                         \
+    "  if exp and exp ~= '' and not (string.match(exp, '^%d+$')\n"          \
     "                  and tonumber(exp) * 1000000 > now) then\n"            \
     "    return false\n"                                                     \
     "  end\n"                                                                \
@@ -775,8 +776,7 @@ ngx_oauth2_redis_lookup_reply(redisAsyncContext *ac, void *reply,
         /* the script cache was flushed: EVAL loads it again */
 
         ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
-                      "oauth2: redis lost the lookup script, loading it "
-                      "again");
+                      "oauth2: redis lost its scripts, loading them again");
 
         if (ngx_oauth2_redis_send(rd, w, 1) == NGX_OK) {
             return;
@@ -1043,10 +1043,15 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
 
     /* the rate limit, when the script applied one */
 
-    if (e[9]->type != REDIS_REPLY_NIL) {
-        omcf = ngx_http_get_module_main_conf(ctx->request,
-                                             ngx_http_oauth2_module);
+    omcf = ngx_http_get_module_main_conf(ctx->request,
+                                         ngx_http_oauth2_module);
 
+    if (e[9]->type == REDIS_REPLY_NIL && rec->plan.len && omcf->plans) {
+        /* a plan name that is not configured is still logged */
+        (void) ngx_oauth2_ratelimit_plan(ctx->request, omcf, &rec->plan);
+    }
+
+    if (e[9]->type != REDIS_REPLY_NIL) {
         ctx->rl.plan = ngx_oauth2_ratelimit_plan(ctx->request, omcf,
                                                  &rec->plan);
 

@@ -198,6 +198,10 @@ bad_conf('bad claim field', 'oauth2_jwt_claim email mail;', '',
 bad_conf('bad plan limit', 'oauth2_plan gold 10r/w;', '',
          qr/invalid limit "10r\/w" in "oauth2_plan" "gold"/);
 
+bad_conf('plan faster than a request per microsecond',
+         'oauth2_plan fast 2000000r/s;', '',
+         qr/invalid limit "2000000r\/s" in "oauth2_plan" "fast".*1000000r\/s at most/);
+
 bad_conf('bad plan name', 'oauth2_plan "go ld" 10r/s;', '',
          qr/invalid plan name "go ld" in "oauth2_plan"/);
 

@@ -216,7 +216,7 @@ OAuth2Test::redis('SCRIPT', 'FLUSH');
 Authorization: Bearer tok-noscript
 --- error_code: 200
 --- error_log
-oauth2: redis lost the lookup script, loading it again
+oauth2: redis lost its scripts, loading them again
 
 
 

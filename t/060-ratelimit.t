@@ -55,6 +55,15 @@ _EOC_
         oauth2_rate_limit_headers off;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
+    location /redirected {
+        oauth2 on;
+        try_files /nonexistent @named;
+    }
+    location @named {
+        oauth2 on;
+        rewrite ^ /backend break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT;
+    }
     location /backend {
         return 200 "ok\n";
     }
@@ -315,3 +324,67 @@ GET /api
 Retry-After: 1
 --- error_log
 oauth2_rate_limit_fallback deny: 503
+
+
+
+=== TEST 14: an internal redirect does not count the request twice
+--- init
+OAuth2Test::seed_token('tok-rl14', client_id => 'rl-client-14');
+--- request eval
+["GET /redirected", "GET /redirected", "GET /redirected", "GET /redirected"]
+--- more_headers eval
+[("Authorization: Bearer tok-rl14") x 4]
+--- error_code eval
+[200, 200, 200, 429]
+--- raw_response_headers_like eval
+[qr/RateLimit: "bronze";r=2;t=20\r\n(?!.*RateLimit: )/s, qr/RateLimit: "bronze";r=1;t=40\r\n(?!.*RateLimit: )/s, qr/RateLimit: "bronze";r=0;t=60\r\n(?!.*RateLimit: )/s, qr/Retry-After: 20/]
+
+
+
+=== TEST 15: a record with an empty exp is counted like one without
+--- init
+OAuth2Test::seed_token('tok-rl15', client_id => 'rl-client-15', exp => '');
+--- request eval
+["GET /api", "GET /api", "GET /api", "GET /api"]
+--- more_headers eval
+[("Authorization: Bearer tok-rl15") x 4]
+--- error_code eval
+[200, 200, 200, 429]
+
+
+
+=== TEST 16: fast limits whose interval is not a whole microsecond
+--- http_config
+    oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    oauth2_consent off;
+    oauth2_plan odd 9r/s 11r/s 7r/m;
+    oauth2_default_plan odd;
+--- init
+OAuth2Test::seed_token('tok-rl16', client_id => 'rl-client-16');
+my %n;
+$n{ (OAuth2Test::http_get('/api', 'Authorization: Bearer tok-rl16'))[0] }++
+    for 1 .. 300;
+Test::More::is($n{200}, 7, '7 of 300 within the 7r/m burst');
+Test::More::is($n{429}, 293, 'the others 429, never a 503');
+--- more_headers
+Authorization: Bearer tok-rl16
+--- request
+GET /api
+--- error_code: 429
+
+
+
+=== TEST 17: an unknown plan without a default plan is logged too
+--- http_config
+    oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    oauth2_consent off;
+    oauth2_plan bronze 1r/m;
+--- init
+OAuth2Test::seed_token('tok-rl17', client_id => 'rl-client-17', plan => 'diamond');
+--- more_headers
+Authorization: Bearer tok-rl17
+--- request
+GET /api
+--- error_code: 200
+--- error_log
+oauth2: plan "diamond" is not configured and there is no "oauth2_default_plan": not rate limited
