@@ -100,10 +100,14 @@ sub seed_token_on {
 
 # A Redis of a test's own (that the test may stop): returns its port.
 sub start_private_redis {
-    my $l = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0',
-                                  ReuseAddr => 1) or die "listen: $!";
-    my $port = $l->sockport;
-    close $l;
+    my ($port) = @_;
+    if (!$port) {
+        my $l = IO::Socket::INET->new(Listen => 1,
+                                      LocalAddr => '127.0.0.1:0',
+                                      ReuseAddr => 1) or die "listen: $!";
+        $port = $l->sockport;
+        close $l;
+    }
     system('redis-server', '--port', $port, '--bind', '127.0.0.1',
            '--save', '', '--appendonly', 'no', '--daemonize', 'yes',
            '--pidfile', "/tmp/oauth2-test-redis-$port.pid",
@@ -118,14 +122,14 @@ sub start_private_redis {
 }
 
 sub stop_private_redis {
-    my ($port) = @_;
+    my ($port, $signal) = @_;
     my $pidfile = "/tmp/oauth2-test-redis-$port.pid";
     return unless -f $pidfile;
     open my $fh, '<', $pidfile or return;
     my $pid = <$fh>;
     close $fh;
     chomp $pid;
-    kill 'TERM', $pid if $pid;
+    kill $signal // 'TERM', $pid if $pid;
     for (1 .. 50) {
         last unless kill 0, $pid;
         sleep 0.1;
