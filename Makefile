@@ -5,6 +5,7 @@
 #   make test            install what is missing, build, run the t/ suite
 #   make run / stop      demo: Redis + nginx on 127.0.0.1:8080
 #   make bench           throughput and latency of each path (wrk)
+#   make test-valgrind   the suites with nginx under valgrind memcheck
 
 SHELL        := /bin/bash
 BUILD        := $(CURDIR)/build
@@ -23,7 +24,7 @@ DEB_PACKAGES := nginx-dev nginx libhiredis-dev libjansson-dev \
 TEST_NGINX_LIB := $(shell perl -MTest::Nginx::Socket -e1 2>/dev/null \
                     || echo $(CURDIR)/util/test-nginx/lib)
 
-.PHONY: all deps test run stop bench clean
+.PHONY: all deps test test-valgrind run stop bench clean
 
 all: $(MODULE)
 
@@ -69,6 +70,18 @@ $(MODULE): $(SOURCES)
 test: deps $(MODULE)
 	@NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) \
 	    TEST_NGINX_LIB=$(TEST_NGINX_LIB) util/run-tests.sh $(T)
+
+# the suites that do not depend on timing, with nginx under valgrind
+VALGRIND_T ?= t/010-token.t t/020-scope.t t/030-consent.t t/060-ratelimit.t \
+              t/070-jwt.t t/080-bad-input.t
+
+test-valgrind: deps $(MODULE)
+	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
+	@TEST_NGINX_USE_VALGRIND=1 TEST_NGINX_TIMEOUT=30 \
+	    TEST_NGINX_VALGRIND_FRAMES="oauth2 hiredis redis jansson json jwt" \
+	    NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) \
+	    TEST_NGINX_LIB=$(CURDIR)/util/test-nginx/lib \
+	    util/run-tests.sh $(VALGRIND_T)
 
 run: deps $(MODULE)
 	@NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) util/demo.sh start

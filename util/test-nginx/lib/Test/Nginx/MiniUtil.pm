@@ -44,6 +44,12 @@ our $ServerPort          = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT}
 our $ServerPortForClient = $ENV{TEST_NGINX_CLIENT_PORT} || $ServerPort;
 our $Timeout             = $ENV{TEST_NGINX_TIMEOUT} || 3;
 our $Sleep               = $ENV{TEST_NGINX_SLEEP} || 0.015;
+# TEST_NGINX_USE_VALGRIND: nginx runs under valgrind memcheck (one process,
+# in the foreground); after each block a test fails on a definite leak or
+# a memory error whose stack names one of the words of
+# TEST_NGINX_VALGRIND_FRAMES (default: every frame)
+our $UseValgrind         = $ENV{TEST_NGINX_USE_VALGRIND};
+our $ValgrindFrames      = $ENV{TEST_NGINX_VALGRIND_FRAMES} // '';
 our $NoShuffle           = $ENV{TEST_NGINX_NO_SHUFFLE} || 0;
 our $CheckAccumErrLog    = $ENV{TEST_NGINX_CHECK_ACCUM_ERR_LOG};
 our $LoadModules         = $ENV{TEST_NGINX_LOAD_MODULES};
@@ -320,12 +326,14 @@ sub write_config_file {
         }
 _EOC_
     my $user = $> == 0 ? "user root;\n" : '';
+    my $daemon = $UseValgrind ? 'off' : 'on';
+    my $master = $UseValgrind ? 'off' : $MasterProcess;
 
     open my $out, '>', $ConfFile or die "Can't open $ConfFile for writing: $!\n";
     print $out <<"_EOC_";
 worker_processes  $Workers;
-daemon on;
-master_process $MasterProcess;
+daemon $daemon;
+master_process $master;
 error_log $ErrLogFile $log_level;
 pid       $PidFile;
 $env
@@ -366,8 +374,63 @@ _EOC_
     close $out;
 }
 
+# nginx under valgrind, in the background: returns once it answers
+sub start_nginx_valgrind {
+    my $errf = File::Temp->new(UNLINK => 0);
+    unlink "$LogDir/valgrind.log";
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', $errf->filename;
+        exec('valgrind', '--tool=memcheck', '--leak-check=full',
+             '--show-leak-kinds=definite', '--num-callers=30',
+             "--log-file=$LogDir/valgrind.log",
+             $NginxBinary, '-p', "$ServRoot/", '-c', $ConfFile)
+            or POSIX::_exit(127);
+    }
+    for (1 .. 300) {
+        my $s = IO::Socket::INET->new(PeerAddr => $ServerAddr,
+                                      PeerPort => $ServerPort, Proto => 'tcp');
+        if ($s) {
+            close $s;
+            $NginxPid = $pid;
+            return (0, '');
+        }
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
+            return ($? || 256, read_file_str($errf->filename) // '');
+        }
+        sleep 0.05;
+    }
+    return (256, "nginx under valgrind did not answer in 15 s\n");
+}
+
+# after a block under valgrind: stop nginx, read the report
+sub check_valgrind {
+    my $name = shift;
+    my $pid = $NginxPid;
+    undef $NginxPid;
+    return unless $pid;
+    kill SIGQUIT, $pid;
+    waitpid($pid, 0);
+    my $log = read_file_str("$LogDir/valgrind.log") // '';
+    my @records = split /\n==\d+== \n/, $log;
+    my @bad;
+    for my $rec (@records) {
+        next unless $rec =~ /definitely lost in loss record/
+                    || $rec =~ /Invalid (read|write|free)|uninitialised|Mismatched free/;
+        next if $ValgrindFrames ne ''
+                && !grep { index($rec, $_) >= 0 } split ' ', $ValgrindFrames;
+        push @bad, $rec;
+    }
+    Test::More::is(scalar(@bad), 0,
+                   "$name - valgrind: no leak or memory error")
+        or Test::More::diag(join "\n", @bad[0 .. ($#bad < 2 ? $#bad : 2)]);
+}
+
 # Runs nginx; returns (exit status, captured stderr).
 sub start_nginx {
+    return start_nginx_valgrind() if $UseValgrind;
+
     my $errf = File::Temp->new;
     my $cmd = "$NginxBinary -p $ServRoot/ -c $ConfFile >/dev/null 2>" . $errf->filename;
     my ($status, $stderr);
@@ -519,6 +582,11 @@ sub run_block {
         } else {
             run_requests($block, $i);
         }
+    }
+
+    if ($started && $UseValgrind) {
+        check_valgrind($name);
+        return;
     }
 
     # stricter than the real one: an nginx that died under us is a failure
