@@ -102,20 +102,24 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
            || (olcf->token_type == NGX_OAUTH2_TOKEN_AUTO
                && ngx_oauth2_jwt_is_compact(&token)));
 
+    /*
+     * the cache serves a record of the same kind of token only, and not a
+     * JWT where its revocation must be checked on every request; a cached
+     * JWT was verified: its claims are decoded again, and the location's
+     * issuer and audience checked
+     */
+
     if (omcf->cache
+        && !(jwt && olcf->jwt_revocation)
         && ngx_oauth2_cache_get(omcf->cache, ctx->hash, r->pool,
                                 &ctx->record)
-           == NGX_OK)
+           == NGX_OK
+        && ctx->record.jwt == jwt
+        && (!jwt || ngx_oauth2_jwt_claims(r, olcf, ctx, &token) == NGX_OK))
     {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "oauth2: token %*s from cache", (size_t) 6,
                        ctx->hash);
-
-        /* a cached JWT was verified: only its claims are decoded again */
-
-        if (jwt && ngx_oauth2_jwt_claims(r, ctx, &token) != NGX_OK) {
-            return NGX_ERROR;
-        }
 
         ctx->rl_only = 1;
         ctx->outcome = ngx_http_oauth2_check(r, olcf, &ctx->record);
@@ -135,12 +139,18 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         ctx->script = NGX_OAUTH2_SCRIPT_RATELIMIT;
 
     } else if (jwt) {
+        ngx_memzero(&ctx->record, sizeof(ngx_oauth2_record_t));
+        ctx->claims = NULL;
         ctx->outcome = ngx_oauth2_jwt_verify(r, olcf, omcf, ctx, &token);
 
         if (ctx->outcome != NGX_OAUTH2_OK
             || !ngx_http_oauth2_jwt_needs_redis(olcf, omcf, ctx))
         {
-            if (ctx->outcome == NGX_OAUTH2_OK && omcf->cache) {
+            /* its consent is not known without Redis: not cached then */
+
+            if (ctx->outcome == NGX_OAUTH2_OK && omcf->cache
+                && ctx->record.consent_id.len == 0)
+            {
                 ngx_oauth2_cache_put(omcf->cache, ctx->hash, &ctx->record,
                                      r->connection->log);
             }
@@ -152,6 +162,7 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         ctx->script = NGX_OAUTH2_SCRIPT_JWT;
 
     } else {
+        ngx_memzero(&ctx->record, sizeof(ngx_oauth2_record_t));
         ctx->script = NGX_OAUTH2_SCRIPT_LOOKUP;
     }
 

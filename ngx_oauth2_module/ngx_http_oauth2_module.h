@@ -57,6 +57,7 @@ typedef struct {
     ngx_str_t                    consent_status;
     time_t                       expires;    /* absolute, 0: unknown */
     unsigned                     consent_valid:1;
+    unsigned                     jwt:1;
 } ngx_oauth2_record_t;
 
 
@@ -239,7 +240,8 @@ char *ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_oauth2_jwt_is_compact(ngx_str_t *token);
 ngx_int_t ngx_oauth2_jwt_claims(ngx_http_request_t *r,
-    ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token);
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx,
+    ngx_str_t *token);
 ngx_oauth2_outcome_e ngx_oauth2_jwt_verify(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token);

@@ -47,6 +47,7 @@ typedef struct {
     u_char                       hash[NGX_OAUTH2_TOKEN_HASH_LEN];
     u_short                      len[NGX_OAUTH2_CACHE_FIELDS];
     unsigned                     consent_valid:1;
+    unsigned                     jwt:1;
     u_char                       data[1];
 } ngx_oauth2_cache_node_t;
 
@@ -301,6 +302,7 @@ ngx_oauth2_cache_get(ngx_oauth2_cache_t *cache, u_char *hash,
 
     rec->expires = cn->expires;
     rec->consent_valid = cn->consent_valid;
+    rec->jwt = cn->jwt;
 
     ngx_queue_remove(&cn->queue);
     ngx_queue_insert_head(&cache->sh->queue, &cn->queue);
@@ -385,6 +387,7 @@ ngx_oauth2_cache_put(ngx_oauth2_cache_t *cache, u_char *hash,
     cn->valid_until = until;
     cn->expires = rec->expires;
     cn->consent_valid = rec->consent_valid;
+    cn->jwt = rec->jwt;
     ngx_memcpy(cn->hash, hash, NGX_OAUTH2_TOKEN_HASH_LEN);
 
     p = cn->data;

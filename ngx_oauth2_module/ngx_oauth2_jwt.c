@@ -47,6 +47,8 @@ static ngx_int_t ngx_oauth2_jwt_signature(ngx_http_request_t *r,
     ngx_oauth2_jwt_key_t *key, u_char *input, size_t len, ngx_str_t *sig);
 static json_t *ngx_oauth2_jwt_part(ngx_http_request_t *r, u_char *start,
     size_t len);
+static ngx_int_t ngx_oauth2_jwt_iss_aud(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, json_t *claims);
 static ngx_int_t ngx_oauth2_jwt_string(ngx_http_request_t *r,
     json_t *claims, ngx_str_t *name, ngx_str_t *value);
 
@@ -355,8 +357,8 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     time_t                 now;
     json_t                *header, *claims, *v, *e;
     size_t                 i;
-    ngx_str_t              sig_b64, sig, s, *aud;
-    ngx_uint_t             k, found;
+    ngx_str_t              sig_b64, sig, s;
+    ngx_uint_t             k;
     const char            *alg, *kid, *typ;
     ngx_pool_cleanup_t    *cln;
     ngx_oauth2_record_t   *rec;
@@ -507,50 +509,8 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
         return NGX_OAUTH2_INVALID_TOKEN;
     }
 
-    if (olcf->jwt_issuer.len) {
-        v = json_object_get(claims, "iss");
-
-        if (!json_is_string(v)
-            || json_string_length(v) != olcf->jwt_issuer.len
-            || ngx_strncmp(json_string_value(v), olcf->jwt_issuer.data,
-                           olcf->jwt_issuer.len) != 0)
-        {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "oauth2: JWT iss is not \"%V\"",
-                          &olcf->jwt_issuer);
-            return NGX_OAUTH2_INVALID_TOKEN;
-        }
-    }
-
-    if (olcf->jwt_audience) {
-        v = json_object_get(claims, "aud");
-        aud = olcf->jwt_audience->elts;
-        found = 0;
-
-        for (k = 0; !found && k < olcf->jwt_audience->nelts; k++) {
-            if (json_is_string(v)) {
-                found = (json_string_length(v) == aud[k].len
-                         && ngx_strncmp(json_string_value(v), aud[k].data,
-                                        aud[k].len) == 0);
-                continue;
-            }
-
-            json_array_foreach(v, i, e) {
-                if (json_is_string(e) && json_string_length(e) == aud[k].len
-                    && ngx_strncmp(json_string_value(e), aud[k].data,
-                                   aud[k].len) == 0)
-                {
-                    found = 1;
-                    break;
-                }
-            }
-        }
-
-        if (!found) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "oauth2: JWT aud is none of oauth2_jwt_audience");
-            return NGX_OAUTH2_INVALID_TOKEN;
-        }
+    if (ngx_oauth2_jwt_iss_aud(r, olcf, claims) != NGX_OK) {
+        return NGX_OAUTH2_INVALID_TOKEN;
     }
 
     /* the record: client_id (or azp), scope (or scp), plan, consent, sub */
@@ -641,6 +601,8 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
         ctx->jti = s;
     }
 
+    rec->jwt = 1;
+
     return NGX_OAUTH2_OK;
 }
 
@@ -648,8 +610,8 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
 /* the claims of a JWT that was verified before (it came from the cache) */
 
 ngx_int_t
-ngx_oauth2_jwt_claims(ngx_http_request_t *r, ngx_http_oauth2_ctx_t *ctx,
-    ngx_str_t *token)
+ngx_oauth2_jwt_claims(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
+    ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token)
 {
     u_char              *dot1, *dot2;
     json_t              *claims;
@@ -660,12 +622,12 @@ ngx_oauth2_jwt_claims(ngx_http_request_t *r, ngx_http_oauth2_ctx_t *ctx,
                 : NULL;
 
     if (dot2 == NULL) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     claims = ngx_oauth2_jwt_part(r, dot1 + 1, dot2 - dot1 - 1);
     if (claims == NULL) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -677,6 +639,69 @@ ngx_oauth2_jwt_claims(ngx_http_request_t *r, ngx_http_oauth2_ctx_t *ctx,
     cln->handler = ngx_oauth2_jwt_json_cleanup;
     cln->data = claims;
     ctx->claims = claims;
+
+    /* the location may check another issuer or audience than the last */
+
+    return ngx_oauth2_jwt_iss_aud(r, olcf, claims);
+}
+
+
+/* oauth2_jwt_issuer and oauth2_jwt_audience of the location */
+
+static ngx_int_t
+ngx_oauth2_jwt_iss_aud(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, json_t *claims)
+{
+    size_t       i;
+    json_t      *v, *e;
+    ngx_str_t   *aud;
+    ngx_uint_t   k, found;
+
+    if (olcf->jwt_issuer.len) {
+        v = json_object_get(claims, "iss");
+
+        if (!json_is_string(v)
+            || json_string_length(v) != olcf->jwt_issuer.len
+            || ngx_strncmp(json_string_value(v), olcf->jwt_issuer.data,
+                           olcf->jwt_issuer.len) != 0)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth2: JWT iss is not \"%V\"",
+                          &olcf->jwt_issuer);
+            return NGX_ERROR;
+        }
+    }
+
+    if (olcf->jwt_audience) {
+        v = json_object_get(claims, "aud");
+        aud = olcf->jwt_audience->elts;
+        found = 0;
+
+        for (k = 0; !found && k < olcf->jwt_audience->nelts; k++) {
+            if (json_is_string(v)) {
+                found = (json_string_length(v) == aud[k].len
+                         && ngx_strncmp(json_string_value(v), aud[k].data,
+                                        aud[k].len) == 0);
+                continue;
+            }
+
+            json_array_foreach(v, i, e) {
+                if (json_is_string(e) && json_string_length(e) == aud[k].len
+                    && ngx_strncmp(json_string_value(e), aud[k].data,
+                                   aud[k].len) == 0)
+                {
+                    found = 1;
+                    break;
+                }
+            }
+        }
+
+        if (!found) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth2: JWT aud is none of oauth2_jwt_audience");
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }

@@ -906,10 +906,15 @@ ngx_oauth2_redis_parse_jwt(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
                           && ngx_strncmp(rec->consent_status.data,
                                          "valid", 5) == 0);
 
-    if (e[2]->type != REDIS_REPLY_NIL) {
-        omcf = ngx_http_get_module_main_conf(ctx->request,
-                                             ngx_http_oauth2_module);
+    omcf = ngx_http_get_module_main_conf(ctx->request,
+                                         ngx_http_oauth2_module);
 
+    if (e[2]->type == REDIS_REPLY_NIL && rec->plan.len && omcf->plans) {
+        /* a plan name that is not configured is still logged */
+        (void) ngx_oauth2_ratelimit_plan(ctx->request, omcf, &rec->plan);
+    }
+
+    if (e[2]->type != REDIS_REPLY_NIL) {
         ctx->rl.plan = ngx_oauth2_ratelimit_plan(ctx->request, omcf,
                                                  &rec->plan);
 

@@ -251,7 +251,7 @@ OAuth2Test::seed_token('tok-rl10', client_id => 'rl-client-10');
 === TEST 11: fallback local (the default): Redis stopped, this node counts
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_LOCAL_PORT;
-    oauth2_redis_timeout 300ms;
+    oauth2_redis_timeout 3s;
     oauth2_consent off;
     oauth2_cache zone=oauth2_tokens:1m ttl=1m;
     oauth2_plan bronze 3r/m;
@@ -277,7 +277,7 @@ oauth2_rate_limit_fallback local: this node counts alone
 === TEST 12: fallback allow: Redis stopped, requests go through
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_ALLOW_PORT;
-    oauth2_redis_timeout 300ms;
+    oauth2_redis_timeout 3s;
     oauth2_consent off;
     oauth2_cache zone=oauth2_tokens:1m ttl=1m;
     oauth2_plan bronze 1r/m;
@@ -304,7 +304,7 @@ oauth2_rate_limit_fallback allow: not limited
 === TEST 13: fallback deny: Redis stopped, 503
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_DENY_PORT;
-    oauth2_redis_timeout 300ms;
+    oauth2_redis_timeout 3s;
     oauth2_consent off;
     oauth2_cache zone=oauth2_tokens:1m ttl=1m;
     oauth2_plan bronze 10r/m;

@@ -120,7 +120,7 @@ _EOC_
     }
     location /leeway {
         oauth2 on;
-        oauth2_jwt_leeway 30s;
+        oauth2_jwt_leeway 1h;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
     location /payments {
@@ -486,3 +486,76 @@ OAuth2Test::seed_token('opaque-next-to-jwt', client_id => 'tpp-opaque');
 [200, 200]
 --- response_body_like eval
 [qr/^who=tpp-jwt\|psu-1\|\d{10}$/, qr/^who=tpp-jwt\|psu-1\|\d{10}$/]
+
+
+
+=== TEST 33: the cache keeps each location's JWT checks and token type
+--- http_config
+    oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    oauth2_jwt_key HS256 $TEST_NGINX_JWT_DIR/hs.secret;
+    oauth2_cache zone=jwt_cache2:1m ttl=1m;
+--- config
+    oauth2_consent off;
+    location /a {
+        oauth2 on;
+        oauth2_token_type jwt;
+        oauth2_jwt_audience https://api.bank;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /b {
+        oauth2 on;
+        oauth2_token_type jwt;
+        oauth2_jwt_audience https://other.bank;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /opaque {
+        oauth2 on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /revocable {
+        oauth2 on;
+        oauth2_token_type jwt;
+        oauth2_jwt_revocation on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "ok\n"; }
+--- init
+OAuth2Test::redis('DEL', 'oauth2:revoked:jti-1');
+my ($s1) = OAuth2Test::http_get('/a', "Authorization: Bearer $::T{hs256}");
+my ($s2) = OAuth2Test::http_get('/revocable', "Authorization: Bearer $::T{hs256}");
+OAuth2Test::redis('SET', 'oauth2:revoked:jti-1', '1', 'EX', 60);
+Test::More::is("$s1 $s2", "200 200", 'accepted and cached');
+--- request eval
+["GET /a", "GET /b", "GET /opaque", "GET /revocable"]
+--- more_headers eval
+[("Authorization: Bearer $::T{hs256}") x 4]
+--- error_code eval
+[200, 401, 401, 401]
+
+
+
+=== TEST 34: a JWT whose consent was not looked up is not cached as refused
+--- http_config
+    oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    oauth2_jwt_key HS256 $TEST_NGINX_JWT_DIR/hs.secret;
+    oauth2_cache zone=jwt_cache3:1m ttl=1m;
+--- config
+    oauth2_token_type jwt;
+    location /no-consent {
+        oauth2 on;
+        oauth2_consent off;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /consent {
+        oauth2 on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend { return 200 "ok\n"; }
+--- init
+OAuth2Test::seed_consent('jc-1', 'valid');
+--- request eval
+["GET /no-consent", "GET /consent"]
+--- more_headers eval
+[("Authorization: Bearer $::T{consent}") x 2]
+--- error_code eval
+[200, 200]

@@ -39,7 +39,7 @@ events { worker_connections 1024; }
 http {
     access_log off;
     oauth2_redis 127.0.0.1:$rport;
-    oauth2_plan big 1000000000r/s;
+    oauth2_plan big 1000000r/s;
     oauth2_default_plan big;
     server {
         listen 127.0.0.1:$nport;

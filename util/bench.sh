@@ -76,7 +76,7 @@ http {
     oauth2_redis 127.0.0.1:$rport;
     oauth2_jwt_key RS256 $work/rsa.pub;
     oauth2_jwt_key HS256 $secret kid=hs;
-    oauth2_plan big 1000000000r/s;
+    oauth2_plan big 1000000r/s;
     oauth2_default_plan big;
     $2
 
