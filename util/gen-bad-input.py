@@ -86,7 +86,7 @@ for i, (name, how, loc, status, body, www) in enumerate(cases, 1):
     if how is None:
         b += ["--- request", f"GET {loc}"]
     elif how.startswith("raw:"):
-        line = how[4:]
+        line = how[4:].replace("$", "\\$")
         b += ["--- raw_request eval",
               f'"GET {loc} HTTP/1.1\\r\\nHost: localhost\\r\\n{line}\\r\\nConnection: close\\r\\n\\r\\n"']
     elif how.startswith("eval:"):
