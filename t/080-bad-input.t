@@ -390,7 +390,7 @@ WWW-Authenticate: Bearer realm="api", error="invalid_token"
 
 === TEST 22: Redis protocol bytes with CRLF (end the header; nginx drops the invalid lines)
 --- raw_request eval
-"GET /api HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer x\r\n*3\r\n\$3\r\nDEL\r\n\r\nConnection: close\r\n\r\n"
+"GET /api HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer x\r\n*3\r\n\$3\r\nDEL\r\nConnection: close\r\n\r\n"
 --- error_code: 401
 --- response_body eval
 $::Unauthorized

@@ -36,7 +36,7 @@ cases = [
     ("an asterisk", "Authorization: Bearer a*b", "/api", 401, U, RI),
     ("a dollar sign", "Authorization: Bearer $abc", "/api", 401, U, RI),
     ("Redis protocol characters", "Authorization: Bearer *3$3DEL$5hello", "/api", 401, U, RI),
-    ("Redis protocol bytes with CRLF (end the header; nginx drops the invalid lines)", "raw:Authorization: Bearer x\\r\\n*3\\r\\n$3\\r\\nDEL\\r\\n", "/api", 401, U, RI),
+    ("Redis protocol bytes with CRLF (end the header; nginx drops the invalid lines)", "raw:Authorization: Bearer x\\r\\n*3\\r\\n$3\\r\\nDEL", "/api", 401, U, RI),
     ("percent-encoded NUL", "Authorization: Bearer %00", "/api", 401, U, RI),
     ("a comma", "Authorization: Bearer a,b", "/api", 401, U, RI),
     ("a semicolon", "Authorization: Bearer a;b", "/api", 401, U, RI),
