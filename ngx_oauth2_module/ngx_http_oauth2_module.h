@@ -211,6 +211,8 @@ char *ngx_oauth2_error_message(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_oauth2_send_error(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx);
 ngx_str_t *ngx_oauth2_outcome_name(ngx_oauth2_outcome_e outcome);
+ngx_int_t ngx_oauth2_add_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value);
 
 /* ngx_oauth2_redis.c */
 char *ngx_oauth2_redis_script_init(ngx_conf_t *cf);

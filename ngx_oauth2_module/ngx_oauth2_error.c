@@ -194,7 +194,7 @@ ngx_oauth2_error_bodies(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_oauth2_add_header(ngx_http_request_t *r, char *name, ngx_str_t *value)
 {
     ngx_table_elt_t  *h;

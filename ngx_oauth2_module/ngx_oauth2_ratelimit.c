@@ -369,20 +369,12 @@ static ngx_int_t
 ngx_oauth2_push_header(ngx_http_request_t *r, char *name, u_char *start,
     u_char *end)
 {
-    ngx_table_elt_t  *h;
+    ngx_str_t  value;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
+    value.data = start;
+    value.len = end - start;
 
-    h->hash = 1;
-    h->key.len = ngx_strlen(name);
-    h->key.data = (u_char *) name;
-    h->value.data = start;
-    h->value.len = end - start;
-
-    return NGX_OK;
+    return ngx_oauth2_add_header(r, name, &value);
 }
 
 
