@@ -6,6 +6,7 @@
 #   make run / stop      demo: Redis + nginx on 127.0.0.1:8080
 #   make bench           throughput and latency of each path (wrk)
 #   make test-valgrind   the suites with nginx under valgrind memcheck
+#   make fuzz            libFuzzer + ASan/UBSan targets, FUZZ_TIME s each
 
 SHELL        := /bin/bash
 BUILD        := $(CURDIR)/build
@@ -24,7 +25,10 @@ DEB_PACKAGES := nginx-dev nginx libhiredis-dev libjansson-dev \
 TEST_NGINX_LIB := $(shell perl -MTest::Nginx::Socket -e1 2>/dev/null \
                     || echo $(CURDIR)/util/test-nginx/lib)
 
-.PHONY: all deps test test-valgrind run stop bench clean
+FUZZ_TIME    ?= 20
+FUZZ_TARGETS ?= token redis jwt
+
+.PHONY: all deps test test-valgrind fuzz run stop bench clean
 
 all: $(MODULE)
 
@@ -82,6 +86,13 @@ test-valgrind: deps $(MODULE)
 	    NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) \
 	    TEST_NGINX_LIB=$(CURDIR)/util/test-nginx/lib \
 	    util/run-tests.sh $(VALGRIND_T)
+
+# clang's libFuzzer and sanitizers; nginx's source comes from Debian's
+# nginx source package (util/fuzz.sh checks its SHA-256)
+fuzz:
+	@$(MAKE) --no-print-directory deps \
+	    DEB_PACKAGES="$(DEB_PACKAGES) clang libclang-rt-14-dev binutils"
+	@util/fuzz.sh $(FUZZ_TIME) $(FUZZ_TARGETS)
 
 run: deps $(MODULE)
 	@NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) util/demo.sh start

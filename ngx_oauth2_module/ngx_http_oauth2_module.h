@@ -160,6 +160,7 @@ typedef struct {
 
 
 typedef struct ngx_oauth2_waiter_s  ngx_oauth2_waiter_t;
+struct redisReply;                               /* hiredis */
 
 
 typedef struct {
@@ -222,6 +223,9 @@ void ngx_oauth2_redis_exit_worker(ngx_http_oauth2_main_conf_t *omcf);
 ngx_int_t ngx_oauth2_redis_call(ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx);
 void ngx_oauth2_redis_detach(ngx_http_oauth2_ctx_t *ctx);
+/* what a script's reply means; called by util/fuzz too */
+ngx_oauth2_outcome_e ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx,
+    struct redisReply *rr);
 void ngx_oauth2_redis_abort(ngx_http_oauth2_main_conf_t *omcf,
     const char *reason);
 

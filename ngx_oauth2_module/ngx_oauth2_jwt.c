@@ -357,6 +357,7 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     time_t                 now;
     json_t                *header, *claims, *v, *e;
     size_t                 i;
+    json_int_t             exp;
     ngx_str_t              sig_b64, sig, s;
     ngx_uint_t             k;
     const char            *alg, *kid, *typ;
@@ -416,8 +417,11 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     keys = omcf->jwt_keys ? omcf->jwt_keys->elts : NULL;
 
     for (k = 0; keys && k < omcf->jwt_keys->nelts; k++) {
+        /* an empty "kid" is a kid, and no key has it */
+
         if (kid == NULL ? keys[k].kid.len == 0
-                        : (keys[k].kid.len == ngx_strlen(kid)
+                        : (keys[k].kid.len != 0
+                           && keys[k].kid.len == ngx_strlen(kid)
                            && ngx_strncmp(keys[k].kid.data, kid,
                                           keys[k].kid.len) == 0))
         {
@@ -492,17 +496,23 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
         return NGX_OAUTH2_INVALID_TOKEN;
     }
 
-    if (json_integer_value(v) + olcf->jwt_leeway <= now) {
+    /* written so that no claim value, however large, overflows */
+
+    exp = json_integer_value(v);
+
+    if (exp <= now - olcf->jwt_leeway) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: JWT has expired");
         return NGX_OAUTH2_INVALID_TOKEN;
     }
 
-    rec->expires = (time_t) json_integer_value(v) + olcf->jwt_leeway;
+    rec->expires = (exp < NGX_MAX_TIME_T_VALUE - olcf->jwt_leeway)
+                   ? (time_t) exp + olcf->jwt_leeway : NGX_MAX_TIME_T_VALUE;
 
     v = json_object_get(claims, "nbf");
     if (v && (!json_is_integer(v)
-              || json_integer_value(v) - olcf->jwt_leeway > now))
+              || (json_integer_value(v) > now
+                  && json_integer_value(v) - now > olcf->jwt_leeway)))
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: JWT nbf is in the future or not an integer");

@@ -278,8 +278,6 @@ static ngx_int_t ngx_oauth2_redis_send(ngx_oauth2_redis_t *rd,
     ngx_oauth2_waiter_t *w, ngx_uint_t eval);
 static void ngx_oauth2_redis_lookup_reply(redisAsyncContext *ac,
     void *reply, void *privdata);
-static ngx_oauth2_outcome_e ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx,
-    redisReply *reply);
 static void ngx_oauth2_redis_read_handler(ngx_event_t *ev);
 static void ngx_oauth2_redis_write_handler(ngx_event_t *ev);
 static void ngx_oauth2_redis_add_read(void *privdata);
@@ -937,7 +935,7 @@ unexpected:
 }
 
 
-static ngx_oauth2_outcome_e
+ngx_oauth2_outcome_e
 ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
 {
     time_t                        now, exp;
@@ -1034,8 +1032,10 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
     }
 
     if (e[1]->integer > 0) {
-        /* the key's TTL, in whole seconds */
-        exp = now + (time_t) ((e[1]->integer + 999) / 1000);
+        /* the key's TTL in ms, rounded up to whole seconds, without overflow */
+        exp = (time_t) (e[1]->integer / 1000 + (e[1]->integer % 1000 != 0));
+        exp = (exp < NGX_MAX_TIME_T_VALUE - now) ? now + exp
+                                                 : NGX_MAX_TIME_T_VALUE;
 
         if (rec->expires == 0 || exp < rec->expires) {
             rec->expires = exp;

@@ -159,6 +159,10 @@ ngx_oauth2_scope_has(ngx_str_t *granted, ngx_str_t *scope)
 {
     u_char  *p, *end, *start;
 
+    if (granted->len == 0) {
+        return 0;
+    }
+
     p = granted->data;
     end = p + granted->len;
 

@@ -67,6 +67,19 @@ our %T;   # tokens, made before nginx starts (request eval runs early)
                         . (time + 3600) . '}'),
         hs384    => $S->('HS384', { %base }, header => { kid => 'hs384' },
                          key => 'x' x 48),
+        kidempty => OAuth2JWT::sign_raw('HS256', '{"alg":"HS256","kid":""}',
+                        '{"client_id":"a","exp":' . (time + 3600) . '}'),
+        expmax   => OAuth2JWT::sign_raw('HS256', '{"alg":"HS256"}',
+                        '{"client_id":"a","iss":"https://as.bank",'
+                        . '"aud":"https://api.bank","exp":9223372036854775807}'),
+        nbfmin   => OAuth2JWT::sign_raw('HS256', '{"alg":"HS256"}',
+                        '{"client_id":"a","iss":"https://as.bank",'
+                        . '"aud":"https://api.bank","exp":' . (time + 3600)
+                        . ',"nbf":-9223372036854775807}'),
+        expmin   => OAuth2JWT::sign_raw('HS256', '{"alg":"HS256"}',
+                        '{"client_id":"a","iss":"https://as.bank",'
+                        . '"aud":"https://api.bank",'
+                        . '"exp":-9223372036854775807}'),
     );
     my $t = $T{hs256};
     $T{trail_bang}  = "$t!";
@@ -559,3 +572,23 @@ OAuth2Test::seed_consent('jc-1', 'valid');
 [("Authorization: Bearer $::T{consent}") x 2]
 --- error_code eval
 [200, 200]
+
+
+
+=== TEST 35: an empty kid is a kid no key has, not the key without kid
+--- more_headers eval
+"Authorization: Bearer $::T{kidempty}"
+--- error_log
+oauth2: no oauth2_jwt_key for kid ""
+
+
+
+=== TEST 36: exp and nbf at the ends of 64-bit integers, with a leeway
+(found by make fuzz: exp + leeway and nbf - leeway overflowed)
+--- request eval
+["GET /leeway", "GET /leeway", "GET /leeway"]
+--- more_headers eval
+["Authorization: Bearer $::T{expmax}", "Authorization: Bearer $::T{nbfmin}",
+ "Authorization: Bearer $::T{expmin}"]
+--- error_code eval
+[200, 200, 401]

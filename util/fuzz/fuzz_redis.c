@@ -1,0 +1,137 @@
+
+/*
+ * Fuzz target: what Redis answers.  The input is bytes on the wire (RESP),
+ * read by hiredis's reader, as the worker's connection reads them; each
+ * complete reply goes to ngx_oauth2_redis_parse() as the reply of the
+ * script the first byte chooses (lookup, rate limit only, JWT), on a
+ * request of the server the second byte chooses.
+ *
+ * hiredis 0.14's reader allocates an array of the announced size before
+ * any element arrives ("*2147483647\r\n" asks for 16 GB) and has no limit
+ * to set: inputs that announce more than 1024 elements are skipped.  That
+ * is hiredis's own behaviour with the Redis server the module trusts, not
+ * the module's parsing, and the limit keeps the target about the module.
+ */
+
+
+#include "ngx_oauth2_fuzz.h"
+
+#include <hiredis/hiredis.h>
+
+
+#define NGX_OAUTH2_FUZZ_MAX_ELEMENTS  1024
+
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    if (ngx_oauth2_fuzz_init(*argc, *argv) != NGX_OK) {
+        exit(1);
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_oauth2_fuzz_huge_array(const uint8_t *p, const uint8_t *end)
+{
+    ngx_uint_t  n;
+
+    for ( /* void */ ; p < end; p++) {
+        if (*p != '*') {
+            continue;
+        }
+
+        n = 0;
+
+        while (p + 1 < end && p[1] >= '0' && p[1] <= '9') {
+            n = n * 10 + (p[1] - '0');
+            p++;
+
+            if (n > NGX_OAUTH2_FUZZ_MAX_ELEMENTS) {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    void                   *reply;
+    ngx_uint_t              script, server, n;
+    redisReader            *reader;
+    ngx_http_request_t     *r;
+    ngx_oauth2_outcome_e    rc;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    if (size < 2 || ngx_oauth2_fuzz_huge_array(data + 2, data + size)) {
+        return 0;
+    }
+
+    script = data[0] % 3;
+    server = data[1];
+
+    reader = redisReaderCreate();
+    if (reader == NULL) {
+        abort();
+    }
+
+    /* fed in two parts, as a reply split across reads */
+
+    n = size > 2 ? 2 + (data[0] >> 2) % (size - 2) : 2;
+
+    if (redisReaderFeed(reader, (const char *) data + 2, n - 2) != REDIS_OK
+        || redisReaderFeed(reader, (const char *) data + n, size - n)
+           != REDIS_OK)
+    {
+        abort();
+    }
+
+    for ( ;; ) {
+        reply = NULL;
+
+        if (redisReaderGetReply(reader, &reply) != REDIS_OK
+            || reply == NULL)
+        {
+            /* a protocol error: the connection is dropped, nothing parsed */
+            break;
+        }
+
+        r = ngx_oauth2_fuzz_request(server);
+        ctx = ngx_oauth2_fuzz_ctx(r);
+        ctx->script = script;
+        ngx_str_set(&ctx->jti, "fuzz-jti");
+
+        rc = ngx_oauth2_redis_parse(ctx, reply);
+
+        if (rc != NGX_OAUTH2_OK
+            && rc != NGX_OAUTH2_INVALID_TOKEN
+            && rc != NGX_OAUTH2_STORE_UNAVAILABLE)
+        {
+            /* the parser decides nothing else */
+            abort();
+        }
+
+        if (rc == NGX_OAUTH2_OK && ctx->rl.plan
+            && ctx->rl.limit >= ctx->rl.plan->limits->nelts)
+        {
+            abort();
+        }
+
+        freeReplyObject(reply);
+        ngx_oauth2_fuzz_done(r);
+    }
+
+    redisReaderFree(reader);
+
+    return 0;
+}
