@@ -314,3 +314,68 @@ Authorization: Bearer tok-back
 --- error_code: 200
 --- error_log
 oauth2: connected to redis
+
+
+
+=== TEST 14: Redis slow for 2 s (DEBUG SLEEP 0.2 in a loop): open requests keep their latency
+Four clients send protected requests back to back for the whole 2 s, so
+the worker always has Redis calls in flight (each waits up to 0.2 s); 40
+requests to a location without oauth2, sent to the same single worker
+meanwhile, are each answered in well under the 0.2 s a blocked worker
+would add.
+--- http_config
+    oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    oauth2_redis_timeout 2s;
+--- init
+my $file = OAuth2Test::scratch_file('slow-loop');
+OAuth2Test::seed_token('tok-slow-loop', client_id => 'tpp-1');
+OAuth2Test::http_get('/api', 'Authorization: Bearer tok-slow-loop');
+my $sleeper = OAuth2Test::sleep_redis_loop(0.2, 2);
+my $until = Time::HiRes::time() + 2;
+my @kids;
+for my $n (1 .. 4) {
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        my ($ok, $other, $max) = (0, 0, 0);
+        while (Time::HiRes::time() < $until) {
+            my ($status, $body, $took) = OAuth2Test::http_get('/api',
+                                    'Authorization: Bearer tok-slow-loop');
+            $status == 200 ? $ok++ : $other++;
+            $max = $took if $took > $max;
+        }
+        open my $fh, '>', "$file-$n" or POSIX::_exit(1);
+        print $fh "$ok $other $max\n";
+        close $fh;
+        POSIX::_exit(0);
+    }
+    push @kids, $pid;
+}
+my (@took, @status);
+for (1 .. 40) {
+    my ($status, $body, $took) = OAuth2Test::http_get('/open');
+    push @status, $status;
+    push @took, $took;
+    select(undef, undef, undef, 0.04);
+}
+waitpid($_, 0) for @kids, $sleeper;
+my $max = (sort { $b <=> $a } @took)[0];
+Test::More::is(scalar(grep { $_ == 200 } @status), 40,
+               'every open request: 200');
+Test::More::cmp_ok($max, '<', 0.1,
+                   'no open request took 0.1 s or more, while Redis slept');
+my ($ok, $other, $waited) = (0, 0, 0);
+for my $n (1 .. 4) {
+    open my $fh, '<', "$file-$n" or die "no result from client $n: $!";
+    my ($o, $x, $m) = split ' ', scalar <$fh>;
+    unlink "$file-$n";
+    $ok += $o;
+    $other += $x;
+    $waited = $m if $m > $waited;
+}
+Test::More::cmp_ok($ok, '>=', 8, "protected requests answered 200 ($ok)");
+Test::More::is($other, 0, 'no protected request got anything but 200');
+Test::More::cmp_ok($waited, '>=', 0.1,
+                   'the protected requests did wait for the slow Redis');
+--- more_headers
+Authorization: Bearer tok-slow-loop
+--- error_code: 200

@@ -217,6 +217,27 @@ sub sleep_redis {
     return $pid;
 }
 
+# Keeps Redis slow for a while: DEBUG SLEEP $each, again and again, for
+# $seconds (Redis answers nothing else while it sleeps).  Returns the pid.
+sub sleep_redis_loop {
+    my ($each, $seconds) = @_;
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        my $until = time + $seconds;
+        eval {
+            my $sock = _connect();
+            while (time < $until) {
+                print $sock _encode('DEBUG', 'SLEEP', $each);
+                _read_reply($sock);
+            }
+        };
+        POSIX::_exit(0);
+    }
+    sleep 0.05;
+    return $pid;
+}
+
 # Records every command Redis receives, from now on, until
 # monitor_commands() is called; returns the commands that came from
 # anyone but the test itself (nginx), e.g. ('EVALSHA ...').
