@@ -38,8 +38,13 @@ struct ngx_oauth2_jwt_key_s {
     ngx_uint_t                   type;
     const EVP_MD                *md;
     EVP_PKEY                    *pkey;
+    EVP_MD_CTX                  *ctx;        /* initialised with the key */
     size_t                       ec_size;    /* bytes of r, of s */
 };
+
+
+/* the worker's context a request verifies in (workers are single-threaded) */
+static EVP_MD_CTX  *ngx_oauth2_jwt_md;
 
 
 static void ngx_oauth2_jwt_key_cleanup(void *data);
@@ -279,14 +284,37 @@ ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * the signing or verifying context is set up once, here: a request
+     * copies it (EVP_MD_CTX_copy_ex) instead of initialising one, which
+     * spares OpenSSL 3's lookup of the algorithms on every token
+     */
+
+    key->ctx = EVP_MD_CTX_new();
+
+    if (key->ctx == NULL
+        || (key->type == NGX_OAUTH2_JWT_HS
+            ? EVP_DigestSignInit(key->ctx, NULL, key->md, NULL, key->pkey)
+            : EVP_DigestVerifyInit(key->ctx, NULL, key->md, NULL, key->pkey))
+           != 1)
+    {
+        EVP_MD_CTX_free(key->ctx);
+        EVP_PKEY_free(key->pkey);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_jwt_key\": OpenSSL cannot use the %V "
+                           "key", &key->alg);
+        return NGX_CONF_ERROR;
+    }
+
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
+        EVP_MD_CTX_free(key->ctx);
         EVP_PKEY_free(key->pkey);
         return NGX_CONF_ERROR;
     }
 
     cln->handler = ngx_oauth2_jwt_key_cleanup;
-    cln->data = key->pkey;
+    cln->data = key;
 
     return NGX_CONF_OK;
 }
@@ -295,7 +323,10 @@ ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static void
 ngx_oauth2_jwt_key_cleanup(void *data)
 {
-    EVP_PKEY_free(data);
+    ngx_oauth2_jwt_key_t  *key = data;
+
+    EVP_MD_CTX_free(key->ctx);
+    EVP_PKEY_free(key->pkey);
 }
 
 
@@ -794,8 +825,20 @@ ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
     ECDSA_SIG    *esig;
     EVP_MD_CTX   *md;
 
-    md = EVP_MD_CTX_new();
-    if (md == NULL) {
+    /* one context per worker, reused: a copy of the key's each time */
+
+    if (ngx_oauth2_jwt_md == NULL) {
+        ngx_oauth2_jwt_md = EVP_MD_CTX_new();
+        if (ngx_oauth2_jwt_md == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    md = ngx_oauth2_jwt_md;
+
+    if (EVP_MD_CTX_copy_ex(md, key->ctx) != 1) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth2: EVP_MD_CTX_copy_ex() failed");
         return NGX_ERROR;
     }
 
@@ -806,8 +849,7 @@ ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
     case NGX_OAUTH2_JWT_HS:
         mac_len = sizeof(mac);
 
-        if (EVP_DigestSignInit(md, NULL, key->md, NULL, key->pkey) == 1
-            && EVP_DigestSign(md, mac, &mac_len, input, len) == 1
+        if (EVP_DigestSign(md, mac, &mac_len, input, len) == 1
             && mac_len == sig->len
             && CRYPTO_memcmp(mac, sig->data, mac_len) == 0)
         {
@@ -817,8 +859,7 @@ ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
         break;
 
     case NGX_OAUTH2_JWT_RS:
-        ok = (EVP_DigestVerifyInit(md, NULL, key->md, NULL, key->pkey) == 1
-              && EVP_DigestVerify(md, sig->data, sig->len, input, len) == 1);
+        ok = (EVP_DigestVerify(md, sig->data, sig->len, input, len) == 1);
         break;
 
     default: /* NGX_OAUTH2_JWT_ES: JOSE r || s to DER */
@@ -848,8 +889,6 @@ ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
             der_len = i2d_ECDSA_SIG(esig, &p);
 
             ok = (der_len > 0
-                  && EVP_DigestVerifyInit(md, NULL, key->md, NULL, key->pkey)
-                     == 1
                   && EVP_DigestVerify(md, der, der_len, input, len) == 1);
         }
 
@@ -857,7 +896,8 @@ ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
         break;
     }
 
-    EVP_MD_CTX_free(md);
+    /* the copy holds references to the key: not past the request */
+    (void) EVP_MD_CTX_reset(md);
 
     return ok ? NGX_OK : NGX_ERROR;
 }
