@@ -9,11 +9,13 @@
 #   plain    no oauth2 (the ceiling)
 #   opaque   opaque token, token + scope + consent + rate limit via Redis
 #   cached   the same with oauth2_cache
+#   cached-norl  oauth2_cache, oauth2_rate_limit off: no Redis call at all
 #   jwt      RS256 JWT verified locally, consent + rate limit via Redis
 #   jwt-hs   HS256 JWT verified locally, no Redis call at all
 #
-# Prints requests/s, p50/p99 latency, the ratio to plain, and the Redis
-# round trips per request (EVALSHA calls counted by INFO commandstats).
+# Prints requests/s, p50/p99 latency, the ratio to plain, the Redis round
+# trips per request (EVALSHA calls counted by INFO commandstats) and the
+# CPU time Redis spent per request (INFO cpu).
 
 set -euo pipefail
 
@@ -86,6 +88,8 @@ http {
         location /plain  { try_files /ok.txt =404; }
         location /opaque { oauth2 on; oauth2_scope accounts;
                            try_files /ok.txt =404; }
+        location /opaque-norl { oauth2 on; oauth2_scope accounts;
+                           oauth2_rate_limit off; try_files /ok.txt =404; }
         location /jwt    { oauth2 on; oauth2_scope accounts;
                            oauth2_token_type jwt; try_files /ok.txt =404; }
         location /jwt-hs { oauth2 on; oauth2_scope accounts;
@@ -117,26 +121,36 @@ declare -A url hdr
 url[plain]=http://127.0.0.1:$cport/plain;   hdr[plain]="X-None: 1"
 url[opaque]=http://127.0.0.1:$cport/opaque; hdr[opaque]="Authorization: Bearer $opaque"
 url[cached]=http://127.0.0.1:$nport/opaque; hdr[cached]="Authorization: Bearer $opaque"
+url[cached-norl]=http://127.0.0.1:$nport/opaque-norl
+hdr[cached-norl]="Authorization: Bearer $opaque"
 url[jwt]=http://127.0.0.1:$cport/jwt;       hdr[jwt]="Authorization: Bearer $jwt_rs"
 url[jwt-hs]=http://127.0.0.1:$cport/jwt-hs; hdr[jwt-hs]="Authorization: Bearer $jwt_hs"
-paths="plain opaque cached jwt jwt-hs"
+paths="plain opaque cached cached-norl jwt jwt-hs"
 
 for p in $paths; do   # every path answers 200 before anything is measured
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "${hdr[$p]}" "${url[$p]}")
     [ "$code" = 200 ] || { echo "$p answers $code"; exit 1; }
 done
 
+cpu() {   # Redis's own CPU time so far, in microseconds
+    redis-cli -p "$rport" INFO cpu | tr -d '\r' | awk -F: '
+        $1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 }
+        END { printf "%.0f", s * 1000000 }'
+}
+
 calls() {
     redis-cli -p "$rport" INFO commandstats \
         | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p'
 }
 
-declare -A rps p50 p99 trips reqs
+declare -A rps p50 p99 trips reqs rcpu
 for r in $(seq "$rounds"); do
     for p in $paths; do
         before=$(calls); before=${before:-0}
+        cpu0=$(cpu)
         out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -H "${hdr[$p]}" "${url[$p]}")
         after=$(calls); after=${after:-0}
+        rcpu[$p]=$(( ${rcpu[$p]:-0} + $(cpu) - cpu0 ))
         n=$(echo "$out" | awk '/requests in/ { print $1 }')
         rps[$p]="${rps[$p]:-} $(echo "$out" | awk '/Requests\/sec/ { print $2 }')"
         p50[$p]="${p50[$p]:-} $(echo "$out" | awk '$1 == "50%" { print $2 }')"
@@ -152,11 +166,13 @@ median() { echo "$1" | tr ' ' '\n' | awk 'NF' | sort -g | awk '{ a[NR] = $1 } EN
 base=$(mean "${rps[plain]}")
 echo
 echo "wrk -t1 -c$conns -d${secs}s --latency, $rounds rounds interleaved, one nginx worker"
-printf '%-8s %10s %8s %10s %10s %12s\n' path 'req/s' ratio p50 p99 'redis/req'
+printf '%-12s %10s %8s %10s %10s %10s %12s\n' path 'req/s' ratio p50 p99 \
+    'redis/req' 'redis us/req'
 for p in $paths; do
     m=$(mean "${rps[$p]}")
-    printf '%-8s %10s %8s %10s %10s %12s\n' "$p" "$m" \
+    printf '%-12s %10s %8s %10s %10s %10s %12s\n' "$p" "$m" \
         "$(echo "scale=3; $m / $base" | bc)" "$(median "${p50[$p]}")" \
         "$(median "${p99[$p]}")" \
-        "$(echo "scale=3; ${trips[$p]} / ${reqs[$p]}" | bc)"
+        "$(echo "scale=3; ${trips[$p]} / ${reqs[$p]}" | bc)" \
+        "$(echo "scale=1; ${rcpu[$p]} / ${reqs[$p]}" | bc)"
 done
