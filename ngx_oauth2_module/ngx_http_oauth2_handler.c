@@ -373,7 +373,7 @@ ngx_http_oauth2_fallback(ngx_http_request_t *r,
             return NGX_OAUTH2_INTERNAL_ERROR;
 
         default:
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+            ngx_log_error(level, r->connection->log, 0,
                           "oauth2: no room to count the rate limit locally, "
                           "not limited");
             ctx->rl.state = NGX_OAUTH2_RL_NONE;
