@@ -15,7 +15,7 @@
 #
 # Prints requests/s, p50/p99 latency, the ratio to plain, the Redis round
 # trips per request (EVALSHA calls counted by INFO commandstats) and the
-# CPU time Redis spent per request (INFO cpu).
+# CPU time the nginx worker (/proc) and Redis (INFO cpu) spent per request.
 
 set -euo pipefail
 
@@ -138,19 +138,30 @@ cpu() {   # Redis's own CPU time so far, in microseconds
         END { printf "%.0f", s * 1000000 }'
 }
 
+ncpu() {   # CPU time of the worker of the nginx at $1, in microseconds
+    local w
+    w=$(pgrep -P "$(cat "$1/logs/nginx.pid")" | head -1)
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000000 / hz }' \
+        "/proc/$w/stat"
+}
+
 calls() {
     redis-cli -p "$rport" INFO commandstats \
         | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p'
 }
 
-declare -A rps p50 p99 trips reqs rcpu
+declare -A rps p50 p99 trips reqs rcpu wcpu dir
+for p in $paths; do dir[$p]=$work/nc; done
+dir[cached]=$work; dir[cached-norl]=$work
 for r in $(seq "$rounds"); do
     for p in $paths; do
         before=$(calls); before=${before:-0}
         cpu0=$(cpu)
+        ncpu0=$(ncpu "${dir[$p]}")
         out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -H "${hdr[$p]}" "${url[$p]}")
         after=$(calls); after=${after:-0}
         rcpu[$p]=$(( ${rcpu[$p]:-0} + $(cpu) - cpu0 ))
+        wcpu[$p]=$(( ${wcpu[$p]:-0} + $(ncpu "${dir[$p]}") - ncpu0 ))
         n=$(echo "$out" | awk '/requests in/ { print $1 }')
         rps[$p]="${rps[$p]:-} $(echo "$out" | awk '/Requests\/sec/ { print $2 }')"
         p50[$p]="${p50[$p]:-} $(echo "$out" | awk '$1 == "50%" { print $2 }')"
@@ -166,13 +177,15 @@ median() { echo "$1" | tr ' ' '\n' | awk 'NF' | sort -g | awk '{ a[NR] = $1 } EN
 base=$(mean "${rps[plain]}")
 echo
 echo "wrk -t1 -c$conns -d${secs}s --latency, $rounds rounds interleaved, one nginx worker"
-printf '%-12s %10s %8s %10s %10s %10s %12s\n' path 'req/s' ratio p50 p99 \
-    'redis/req' 'redis us/req'
+printf '%-12s %8s %6s %9s %9s %9s %9s %9s\n' path 'req/s' ratio p50 p99 \
+    'redis/req' 'nginx us' 'redis us'
 for p in $paths; do
     m=$(mean "${rps[$p]}")
-    printf '%-12s %10s %8s %10s %10s %10s %12s\n' "$p" "$m" \
+    printf '%-12s %8s %6s %9s %9s %9s %9s %9s\n' "$p" "$m" \
         "$(echo "scale=3; $m / $base" | bc)" "$(median "${p50[$p]}")" \
         "$(median "${p99[$p]}")" \
         "$(echo "scale=3; ${trips[$p]} / ${reqs[$p]}" | bc)" \
+        "$(echo "scale=1; ${wcpu[$p]} / ${reqs[$p]}" | bc)" \
         "$(echo "scale=1; ${rcpu[$p]} / ${reqs[$p]}" | bc)"
 done
+echo "(nginx us, redis us: CPU time of the nginx worker and of Redis per request)"
