@@ -16,6 +16,9 @@ OAuth2JWT::setup();
 
 our %T;   # tokens, made before nginx starts (request eval runs early)
 {
+    my $okclaims = '{"client_id":"a","iss":"https://as.bank",'
+        . '"aud":"https://api.bank","scope":"accounts","exp":'
+        . (time + 3600) . '}';
     my $S = \&OAuth2JWT::sign;
     my %base = (client_id => 'tpp-jwt', scope => 'accounts payments',
                 sub => 'psu-1', jti => 'jti-1', iss => 'https://as.bank',
@@ -76,6 +79,14 @@ our %T;   # tokens, made before nginx starts (request eval runs early)
                         '{"client_id":"a","iss":"https://as.bank",'
                         . '"aud":"https://api.bank","exp":' . (time + 3600)
                         . ',"nbf":-9223372036854775807}'),
+        crit     => OAuth2JWT::sign_raw('HS256',
+                        '{"alg":"HS256","crit":["exp"]}', $okclaims),
+        kidnum   => OAuth2JWT::sign_raw('HS256', '{"alg":"HS256","kid":7}',
+                        $okclaims),
+        typnum   => OAuth2JWT::sign_raw('HS256', '{"alg":"HS256","typ":1}',
+                        $okclaims),
+        typok    => OAuth2JWT::sign_raw('HS256', '{"alg":"HS256","typ":"jwt"}',
+                        $okclaims),
         expmin   => OAuth2JWT::sign_raw('HS256', '{"alg":"HS256"}',
                         '{"client_id":"a","iss":"https://as.bank",'
                         . '"aud":"https://api.bank",'
@@ -592,3 +603,23 @@ oauth2: no oauth2_jwt_key for kid ""
  "Authorization: Bearer $::T{expmin}"]
 --- error_code eval
 [200, 200, 401]
+
+
+
+=== TEST 37: a header with "crit", a kid or typ that is not a string: 401
+--- request eval
+["GET /api", "GET /api", "GET /api"]
+--- more_headers eval
+["Authorization: Bearer $::T{crit}", "Authorization: Bearer $::T{kidnum}",
+ "Authorization: Bearer $::T{typnum}"]
+--- error_code eval
+[401, 401, 401]
+--- error_log
+oauth2: JWT header has "crit", or a kid or typ that is not a string
+
+
+
+=== TEST 38: the same claims and HMAC under a plain header pass (typ in any case)
+--- more_headers eval
+"Authorization: Bearer $::T{typok}"
+--- error_code: 200

@@ -37,9 +37,10 @@ sha256=9ebb333a9e82b952acd3e2b4aeb1d4ff6406f72491bab6cd9fe69f0dea737f31
 url=${NGINX_ORIG_URL:-http://deb.debian.org/debian/pool/main/n/nginx/$tarball}
 src=$build/nginx-$ver
 CC=${CC:-clang}
-# UBSan recovers so that util/fuzz/ubsan.supp can apply; halt_on_error
-# (below) still makes every report that is not suppressed a crash
-SAN="-fsanitize=address,undefined -fno-sanitize=alignment,function"
+# UBSan (every check, alignment included) recovers so that
+# util/fuzz/ubsan.supp can apply; halt_on_error (below) still makes every
+# report that is not suppressed a crash
+SAN="-fsanitize=address,undefined"
 
 mkdir -p "$build/dl"
 
@@ -62,6 +63,11 @@ echo "$sha256  $build/dl/$tarball" | sha256sum -c --quiet - || {
 stamp=$build/nginx.stamp
 newest=$(ls -t "$top/config" "$top"/ngx_oauth2_module/* | head -1)
 
+# configured again when the compiler or the sanitizer flags change
+if [ "$(cat "$build/flags" 2>/dev/null)" != "$CC $SAN" ]; then
+    rm -rf "$src" "$stamp"
+fi
+
 if [ ! -f "$src/objs/Makefile" ]; then
     rm -rf "$src"
     tar -C "$build" -xzf "$build/dl/$tarball"
@@ -71,6 +77,7 @@ if [ ! -f "$src/objs/Makefile" ]; then
         --with-ld-opt="$SAN" \
         --with-http_ssl_module --add-module="$top" \
         > "$build/configure.log") || { cat "$build/configure.log"; exit 1; }
+    echo "$CC $SAN" > "$build/flags"
 fi
 
 if [ ! -f "$stamp" ] || [ "$newest" -nt "$stamp" ]; then

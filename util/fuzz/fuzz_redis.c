@@ -121,6 +121,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
 
+        /* an error reply is a 503; only an array is ever accepted */
+
+        if ((((redisReply *) reply)->type == REDIS_REPLY_ERROR
+             && rc != NGX_OAUTH2_STORE_UNAVAILABLE)
+            || (rc == NGX_OAUTH2_OK
+                && ((redisReply *) reply)->type != REDIS_REPLY_ARRAY))
+        {
+            abort();
+        }
+
         if (rc == NGX_OAUTH2_OK && ctx->rl.plan
             && ctx->rl.limit >= ctx->rl.plan->limits->nelts)
         {

@@ -32,7 +32,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char                      *buf, *nul;
+    u_char                      *buf, *nul, c;
     ngx_str_t                    token, scope;
     ngx_uint_t                   i;
     ngx_table_elt_t             *h;
@@ -97,11 +97,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ngx_oauth2_token_hash(&token, hex);
         (void) ngx_oauth2_jwt_is_compact(&token);
 
-        /* a token never has a byte RFC 6750 excludes */
-        if (memchr(token.data, ' ', token.len)
-            || memchr(token.data, '\0', token.len))
-        {
+        /* a token is RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." /
+         * "_" / "~" / "+" / "/" ) *"=", checked here independently */
+
+        for (i = 0; i < token.len && token.data[i] != '='; i++) {
+            c = token.data[i];
+
+            if (!(c >= 'A' && c <= 'Z') && !(c >= 'a' && c <= 'z')
+                && !(c >= '0' && c <= '9') && memchr("-._~+/", c, 6) == NULL)
+            {
+                abort();
+            }
+        }
+
+        if (i == 0) {
             abort();
+        }
+
+        for ( /* void */ ; i < token.len; i++) {
+            if (token.data[i] != '=') {
+                abort();
+            }
         }
     }
 
