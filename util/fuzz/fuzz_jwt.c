@@ -24,7 +24,6 @@
 #include <openssl/hmac.h>
 
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
@@ -32,24 +31,20 @@ static u_char  secret[4096];
 static size_t  secret_len;
 
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
+/* the HS256 secret of fuzz.conf, to sign with */
+
+ngx_int_t
+ngx_oauth2_fuzz_target_init(void)
 {
-    char  path[4096];
+    char   path[4096];
     FILE  *f;
-
-    if (ngx_oauth2_fuzz_init(*argc, *argv) != NGX_OK) {
-        exit(1);
-    }
-
-    /* the HS256 secret of fuzz.conf, to sign with */
 
     snprintf(path, sizeof(path), "%s/hs256.secret", getenv("OAUTH2_FUZZ_DIR"));
 
     f = fopen(path, "r");
     if (f == NULL) {
         fprintf(stderr, "fuzz: cannot open %s\n", path);
-        exit(1);
+        return NGX_ERROR;
     }
 
     secret_len = fread(secret, 1, sizeof(secret), f);
@@ -59,7 +54,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         secret_len--;
     }
 
-    return 0;
+    return NGX_OK;
 }
 
 

@@ -22,18 +22,13 @@
 #define NGX_OAUTH2_FUZZ_MAX_ELEMENTS  1024
 
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
+ngx_int_t
+ngx_oauth2_fuzz_target_init(void)
 {
-    if (ngx_oauth2_fuzz_init(*argc, *argv) != NGX_OK) {
-        exit(1);
-    }
-
-    return 0;
+    return NGX_OK;
 }
 
 

@@ -15,6 +15,22 @@
 static ngx_http_conf_ctx_t  *ngx_oauth2_fuzz_servers[NGX_OAUTH2_FUZZ_SERVERS];
 
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    if (ngx_oauth2_fuzz_init(*argc, *argv) != NGX_OK
+        || ngx_oauth2_fuzz_target_init() != NGX_OK)
+    {
+        exit(1);
+    }
+
+    return 0;
+}
+
+
 ngx_int_t
 ngx_oauth2_fuzz_init(int argc, char **argv)
 {

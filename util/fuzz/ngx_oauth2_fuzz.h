@@ -20,6 +20,7 @@
 
 
 ngx_int_t ngx_oauth2_fuzz_init(int argc, char **argv);
+ngx_int_t ngx_oauth2_fuzz_target_init(void);       /* each target's own */
 ngx_http_request_t *ngx_oauth2_fuzz_request(ngx_uint_t server);
 ngx_http_oauth2_ctx_t *ngx_oauth2_fuzz_ctx(ngx_http_request_t *r);
 void ngx_oauth2_fuzz_done(ngx_http_request_t *r);
