@@ -74,8 +74,9 @@ ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_fd_t               fd;
     ngx_str_t             *value, file, secret;
     ngx_file_info_t        fi;
+    ngx_uint_t             i;
     ngx_pool_cleanup_t    *cln;
-    ngx_oauth2_jwt_key_t  *key;
+    ngx_oauth2_jwt_key_t  *key, *keys;
 
     value = cf->args->elts;
 
@@ -105,6 +106,30 @@ ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         key->kid.data = value[3].data + 4;
         key->kid.len = value[3].len - 4;
+    }
+
+    /* tokens choose their key by kid alone: a second one would be dead */
+
+    keys = omcf->jwt_keys->elts;
+
+    for (i = 0; i < omcf->jwt_keys->nelts - 1; i++) {
+        if (keys[i].kid.len == key->kid.len
+            && (key->kid.len == 0
+                || ngx_strncmp(keys[i].kid.data, key->kid.data,
+                               key->kid.len) == 0))
+        {
+            if (key->kid.len) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"oauth2_jwt_key\": a key with kid "
+                                   "\"%V\" is already configured", &key->kid);
+            } else {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"oauth2_jwt_key\": a key without kid is "
+                                   "already configured");
+            }
+
+            return NGX_CONF_ERROR;
+        }
     }
 
     alg = (value[1].len < 16) ? jwt_str_alg((char *) value[1].data)

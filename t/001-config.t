@@ -182,6 +182,16 @@ bad_conf('ES384 key on P-256', "oauth2_jwt_key ES384 $kdir/ec.pub;", '',
 bad_conf('short HS secret', 'oauth2_jwt_key HS256 short;', '',
          qr/the HS256 secret must be 32 bytes at least/);
 
+bad_conf('two keys with one kid',
+         "oauth2_jwt_key ES256 $kdir/ec.pub kid=k1;
+          oauth2_jwt_key HS256 0123456789abcdef0123456789abcdef kid=k1;", '',
+         qr/"oauth2_jwt_key": a key with kid "k1" is already configured/);
+
+bad_conf('two keys without kid',
+         "oauth2_jwt_key ES256 $kdir/ec.pub;
+          oauth2_jwt_key HS256 0123456789abcdef0123456789abcdef;", '',
+         qr/"oauth2_jwt_key": a key without kid is already configured/);
+
 bad_conf('unknown alg', "oauth2_jwt_key none $kdir/ec.pub;", '',
          qr/invalid algorithm "none" in "oauth2_jwt_key"/);
 
