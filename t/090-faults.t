@@ -18,7 +18,10 @@ my $nginx  = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my $module = $ENV{TEST_NGINX_LOAD_MODULES}
     or plan skip_all => 'TEST_NGINX_LOAD_MODULES is not set';
 
-my $rport = OAuth2Test::start_private_redis();
+# Redis keeps its data in $rdir: started again after a SIGKILL it has the
+# token from its first connection on, so that no request can find it empty
+my $rdir = tempdir(CLEANUP => 1);
+my $rport = OAuth2Test::start_private_redis(undef, $rdir);
 my $l = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0',
                               ReuseAddr => 1) or die;
 my $port = $l->sockport;
@@ -61,6 +64,10 @@ sub seed {
 }
 
 seed();
+{
+    local $OAuth2Test::Port = $rport;
+    OAuth2Test::redis('SAVE');
+}
 system("$nginx -p $dir/ -c conf/nginx.conf") == 0 or die "nginx did not start";
 sleep 0.5;
 
@@ -127,9 +134,8 @@ sleep 1;
 my $killed = time;
 OAuth2Test::stop_private_redis($rport, 'KILL');
 sleep 1.5;
-OAuth2Test::start_private_redis($rport);
+OAuth2Test::start_private_redis($rport, $rdir);
 my $back = time;
-seed();
 waitpid($_, 0) for @pids;
 
 my @r = results($out, 4);

@@ -99,8 +99,10 @@ sub seed_token_on {
 }
 
 # A Redis of a test's own (that the test may stop): returns its port.
+# start_private_redis([$port[, $dir]]): with $dir, Redis keeps its data
+# in $dir/dump.rdb (written by SAVE) and loads it when it starts again.
 sub start_private_redis {
-    my ($port) = @_;
+    my ($port, $dir) = @_;
     if (!$port) {
         my $l = IO::Socket::INET->new(Listen => 1,
                                       LocalAddr => '127.0.0.1:0',
@@ -111,7 +113,8 @@ sub start_private_redis {
     system('redis-server', '--port', $port, '--bind', '127.0.0.1',
            '--save', '', '--appendonly', 'no', '--daemonize', 'yes',
            '--pidfile', "/tmp/oauth2-test-redis-$port.pid",
-           '--logfile', "/tmp/oauth2-test-redis-$port.log") == 0
+           '--logfile', "/tmp/oauth2-test-redis-$port.log",
+           ($dir ? ('--dir', $dir, '--dbfilename', 'dump.rdb') : ())) == 0
         or die "cannot start redis-server on port $port";
     for (1 .. 50) {
         my $ok = eval { local $Port = $port; redis('PING') };
