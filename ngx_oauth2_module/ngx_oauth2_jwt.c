@@ -23,6 +23,7 @@
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -73,8 +74,8 @@ ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     jwt_alg_t              alg;
     ngx_fd_t               fd;
     ngx_str_t             *value, file, secret;
-    ngx_file_info_t        fi;
     ngx_uint_t             i;
+    ngx_file_info_t        fi;
     ngx_pool_cleanup_t    *cln;
     ngx_oauth2_jwt_key_t  *key, *keys;
 
@@ -331,7 +332,12 @@ ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    /* the copies are finalised in place, not duplicated once more */
+    EVP_MD_CTX_set_flags(key->ctx, EVP_MD_CTX_FLAG_FINALISE);
+
+    /* its own copy of the pointers: the keys array moves as it grows */
+
+    cln = ngx_pool_cleanup_add(cf->pool, sizeof(ngx_oauth2_jwt_key_t));
     if (cln == NULL) {
         EVP_MD_CTX_free(key->ctx);
         EVP_PKEY_free(key->pkey);
@@ -339,7 +345,7 @@ ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     cln->handler = ngx_oauth2_jwt_key_cleanup;
-    cln->data = key;
+    ngx_memcpy(cln->data, key, sizeof(ngx_oauth2_jwt_key_t));
 
     return NGX_CONF_OK;
 }
@@ -413,8 +419,9 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     time_t                 now;
     json_t                *header, *claims, *v, *e;
     size_t                 i;
-    json_int_t             exp;
+    ngx_int_t              rc;
     ngx_str_t              sig_b64, sig, s;
+    json_int_t             exp;
     ngx_uint_t             k;
     const char            *alg, *kid, *typ;
     ngx_pool_cleanup_t    *cln;
@@ -516,10 +523,16 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
         return NGX_OAUTH2_INTERNAL_ERROR;
     }
 
-    if (ngx_decode_base64url(&sig, &sig_b64) != NGX_OK
-        || ngx_oauth2_jwt_signature(r, key, token->data,
-                                    dot2 - token->data, &sig) != NGX_OK)
-    {
+    rc = (ngx_decode_base64url(&sig, &sig_b64) == NGX_OK)
+         ? ngx_oauth2_jwt_signature(r, key, token->data, dot2 - token->data,
+                                    &sig)
+         : NGX_DECLINED;
+
+    if (rc == NGX_ERROR) {
+        return NGX_OAUTH2_INTERNAL_ERROR;
+    }
+
+    if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: JWT signature does not verify (%V)",
                       &key->alg);
@@ -839,14 +852,20 @@ ngx_oauth2_jwt_part(ngx_http_request_t *r, u_char *start, size_t len)
 }
 
 
+/*
+ * NGX_OK: the signature verifies; NGX_DECLINED: it does not; NGX_ERROR: the
+ * check itself failed (memory, OpenSSL), which is not the token's fault
+ */
+
 static ngx_int_t
 ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
     u_char *input, size_t len, ngx_str_t *sig)
 {
-    int           ok, der_len;
+    int           der_len;
     u_char        mac[EVP_MAX_MD_SIZE], *der, *p;
     size_t        mac_len;
     BIGNUM       *br, *bs;
+    ngx_int_t     rc;
     ECDSA_SIG    *esig;
     EVP_MD_CTX   *md;
 
@@ -864,27 +883,37 @@ ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
     if (EVP_MD_CTX_copy_ex(md, key->ctx) != 1) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "oauth2: EVP_MD_CTX_copy_ex() failed");
+        ERR_clear_error();
         return NGX_ERROR;
     }
 
-    ok = 0;
+    rc = NGX_DECLINED;
 
     switch (key->type) {
 
     case NGX_OAUTH2_JWT_HS:
         mac_len = sizeof(mac);
 
-        if (EVP_DigestSign(md, mac, &mac_len, input, len) == 1
-            && mac_len == sig->len
+        if (EVP_DigestSign(md, mac, &mac_len, input, len) != 1) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "oauth2: EVP_DigestSign() failed");
+            rc = NGX_ERROR;
+            break;
+        }
+
+        if (mac_len == sig->len
             && CRYPTO_memcmp(mac, sig->data, mac_len) == 0)
         {
-            ok = 1;
+            rc = NGX_OK;
         }
 
         break;
 
     case NGX_OAUTH2_JWT_RS:
-        ok = (EVP_DigestVerify(md, sig->data, sig->len, input, len) == 1);
+        if (EVP_DigestVerify(md, sig->data, sig->len, input, len) == 1) {
+            rc = NGX_OK;
+        }
+
         break;
 
     default: /* NGX_OAUTH2_JWT_ES: JOSE r || s to DER */
@@ -903,18 +932,26 @@ ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
             BN_free(br);
             BN_free(bs);
             ECDSA_SIG_free(esig);
+            rc = NGX_ERROR;
             break;
         }
 
         der_len = i2d_ECDSA_SIG(esig, NULL);
         der = (der_len > 0) ? ngx_pnalloc(r->pool, der_len) : NULL;
 
-        if (der) {
-            p = der;
-            der_len = i2d_ECDSA_SIG(esig, &p);
+        if (der == NULL) {
+            ECDSA_SIG_free(esig);
+            rc = NGX_ERROR;
+            break;
+        }
 
-            ok = (der_len > 0
-                  && EVP_DigestVerify(md, der, der_len, input, len) == 1);
+        p = der;
+        der_len = i2d_ECDSA_SIG(esig, &p);
+
+        if (der_len > 0
+            && EVP_DigestVerify(md, der, der_len, input, len) == 1)
+        {
+            rc = NGX_OK;
         }
 
         ECDSA_SIG_free(esig);
@@ -924,7 +961,10 @@ ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
     /* the copy holds references to the key: not past the request */
     (void) EVP_MD_CTX_reset(md);
 
-    return ok ? NGX_OK : NGX_ERROR;
+    /* a signature that does not verify leaves errors OpenSSL queued */
+    ERR_clear_error();
+
+    return rc;
 }
 
 

@@ -939,6 +939,7 @@ ngx_oauth2_outcome_e
 ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
 {
     time_t                        now, exp;
+    long long                     ttl;
     ngx_str_t                     exp_str;
     ngx_log_t                    *log;
     ngx_pool_t                   *pool;
@@ -1033,9 +1034,9 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
 
     if (e[1]->integer > 0) {
         /* the key's TTL in ms, rounded up to whole seconds, without overflow */
-        exp = (time_t) (e[1]->integer / 1000 + (e[1]->integer % 1000 != 0));
-        exp = (exp < NGX_MAX_TIME_T_VALUE - now) ? now + exp
-                                                 : NGX_MAX_TIME_T_VALUE;
+        ttl = e[1]->integer / 1000 + (e[1]->integer % 1000 != 0);
+        exp = (ttl < (long long) (NGX_MAX_TIME_T_VALUE - now))
+              ? now + (time_t) ttl : NGX_MAX_TIME_T_VALUE;
 
         if (rec->expires == 0 || exp < rec->expires) {
             rec->expires = exp;

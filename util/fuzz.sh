@@ -41,6 +41,9 @@ CC=${CC:-clang}
 # util/fuzz/ubsan.supp can apply; halt_on_error (below) still makes every
 # report that is not suppressed a crash
 SAN="-fsanitize=address,undefined"
+# every ngx_palloc() a malloc() of its own, so that ASan sees a read past
+# the end of any pool allocation (a pool hands out parts of one block)
+DEFS="-DNGX_DEBUG_PALLOC=1"
 
 mkdir -p "$build/dl"
 
@@ -48,7 +51,7 @@ mkdir -p "$build/dl"
 
 if [ ! -f "$build/dl/$tarball" ]; then
     echo "fuzz: fetching $url"
-    curl -fsS -o "$build/dl/$tarball.part" "$url"
+    curl -fsS --retry 3 -o "$build/dl/$tarball.part" "$url"
     mv "$build/dl/$tarball.part" "$build/dl/$tarball"
 fi
 
@@ -64,7 +67,7 @@ stamp=$build/nginx.stamp
 newest=$(ls -t "$top/config" "$top"/ngx_oauth2_module/* | head -1)
 
 # configured again when the compiler or the sanitizer flags change
-if [ "$(cat "$build/flags" 2>/dev/null)" != "$CC $SAN" ]; then
+if [ "$(cat "$build/flags" 2>/dev/null)" != "$CC $SAN $DEFS" ]; then
     rm -rf "$src" "$stamp"
 fi
 
@@ -72,12 +75,12 @@ if [ ! -f "$src/objs/Makefile" ]; then
     rm -rf "$src"
     tar -C "$build" -xzf "$build/dl/$tarball"
     (cd "$src" && ./configure --with-cc="$CC" \
-        --with-cc-opt="-g -O1 -fno-omit-frame-pointer $SAN \
+        --with-cc-opt="-g -O1 -fno-omit-frame-pointer $SAN $DEFS \
                        -fsanitize=fuzzer-no-link" \
         --with-ld-opt="$SAN" \
         --with-http_ssl_module --add-module="$top" \
         > "$build/configure.log") || { cat "$build/configure.log"; exit 1; }
-    echo "$CC $SAN" > "$build/flags"
+    echo "$CC $SAN $DEFS" > "$build/flags"
 fi
 
 if [ ! -f "$stamp" ] || [ "$newest" -nt "$stamp" ]; then
@@ -104,10 +107,11 @@ for t in $targets; do
     bin=$build/fuzz-$t
     if [ ! -f "$bin" ] || [ "$stamp" -nt "$bin" ] \
        || [ "$top/util/fuzz/fuzz_$t.c" -nt "$bin" ] \
-       || [ "$top/util/fuzz/ngx_oauth2_fuzz.c" -nt "$bin" ]
+       || [ "$top/util/fuzz/ngx_oauth2_fuzz.c" -nt "$bin" ] \
+       || [ "$top/util/fuzz/ngx_oauth2_fuzz.h" -nt "$bin" ]
     then
         # shellcheck disable=SC2086
-        $CC -g -O1 -fno-omit-frame-pointer $SAN -fsanitize=fuzzer \
+        $CC -g -O1 -fno-omit-frame-pointer $SAN $DEFS -fsanitize=fuzzer \
             -Wall -Werror $incs \
             -o "$bin" "$top/util/fuzz/fuzz_$t.c" \
             "$top/util/fuzz/ngx_oauth2_fuzz.c" \

@@ -104,7 +104,18 @@ ngx_oauth2_fuzz_sign(ngx_pool_t *pool, ngx_str_t *header, ngx_str_t *claims,
     ngx_encode_base64url(&enc, &md_str);
     p += enc.len;
 
-    token->len = p - token->data;
+    /* in memory of exactly its length, for ASan */
+
+    len = p - token->data;
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        abort();
+    }
+
+    ngx_memcpy(p, token->data, len);
+    token->data = p;
+    token->len = len;
 }
 
 
@@ -134,7 +145,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
 
-    buf = ngx_pnalloc(r->pool, size + 1);
+    /* exactly its size: a read past its end is an ASan report */
+
+    buf = ngx_pnalloc(r->pool, size ? size : 1);
     if (buf == NULL) {
         abort();
     }

@@ -48,7 +48,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     r = ngx_oauth2_fuzz_request(data[0]);
 
-    /* a copy of its own, so that ASan sees any read past its end */
+    /*
+     * a copy of its own, of exactly its size: with NGX_DEBUG_PALLOC (see
+     * util/fuzz.sh) ASan sees any read past its end
+     */
 
     buf = ngx_pnalloc(r->pool, size);
     h = ngx_pcalloc(r->pool, sizeof(ngx_table_elt_t));

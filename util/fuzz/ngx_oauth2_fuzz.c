@@ -75,9 +75,9 @@ ngx_oauth2_fuzz_init(int argc, char **argv)
     ngx_pid = ngx_getpid();
     ngx_parent = ngx_getppid();
 
-    /* until fuzz.conf's error_log is read: stderr */
+    /* until fuzz.conf's error_log is read: stderr (as "nginx -e stderr") */
 
-    log = ngx_log_init((u_char *) dir, (u_char *) "stderr");
+    log = ngx_log_init((u_char *) dir, (u_char *) "");
     if (log == NULL) {
         return NGX_ERROR;
     }
@@ -104,7 +104,7 @@ ngx_oauth2_fuzz_init(int argc, char **argv)
     init_cycle.conf_prefix.data = p;
     init_cycle.conf_prefix.len = len + 1;
     init_cycle.prefix = init_cycle.conf_prefix;
-    ngx_str_set(&init_cycle.error_log, "stderr");
+    ngx_str_set(&init_cycle.error_log, "");
     ngx_str_set(&init_cycle.conf_param, "");
 
     if (ngx_os_init(log) != NGX_OK || ngx_crc32_table_init() != NGX_OK) {
@@ -131,6 +131,8 @@ ngx_oauth2_fuzz_init(int argc, char **argv)
 
     ngx_cycle = cycle;
 
+    ngx_oauth2_fuzz_clock();
+
     /* the requests log to fuzz.conf's error_log, at its level */
 
     cycle->log = &cycle->new_log;
@@ -153,6 +155,17 @@ ngx_oauth2_fuzz_init(int argc, char **argv)
 }
 
 
+void
+ngx_oauth2_fuzz_clock(void)
+{
+    ngx_time_t  *tp;
+
+    tp = (ngx_time_t *) ngx_cached_time;
+    tp->sec = NGX_OAUTH2_FUZZ_NOW;
+    tp->msec = 0;
+}
+
+
 ngx_http_request_t *
 ngx_oauth2_fuzz_request(ngx_uint_t server)
 {
@@ -162,6 +175,8 @@ ngx_oauth2_fuzz_request(ngx_uint_t server)
     ngx_http_conf_ctx_t   *ctx;
 
     ctx = ngx_oauth2_fuzz_servers[server % NGX_OAUTH2_FUZZ_SERVERS];
+
+    ngx_oauth2_fuzz_clock();
 
     pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {

@@ -120,7 +120,7 @@ printf '\000\000*10\r\n:1\r\n:5\r\n*1\r\n:1\r\n' | seed redis nested
 
 # jwt: mode byte, see util/fuzz/fuzz_jwt.c
 
-now=$(date +%s)
+now=1800000000    # NGX_OAUTH2_FUZZ_NOW: the targets' pinned clock
 exp=$((now + 3600))
 hdr='{"alg":"HS256","typ":"JWT"}'
 full="{\"iss\":\"https://as.bank.example\",\"aud\":[\"x\",\"other\"],\
