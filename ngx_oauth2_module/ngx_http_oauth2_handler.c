@@ -22,13 +22,12 @@
 
 static ngx_int_t ngx_http_oauth2_decide(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx);
-static ngx_oauth2_outcome_e ngx_http_oauth2_check(ngx_http_request_t *r,
-    ngx_http_oauth2_loc_conf_t *olcf, ngx_oauth2_record_t *rec);
 static ngx_int_t ngx_http_oauth2_script_args(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx);
-static void ngx_http_oauth2_limit_args(ngx_http_oauth2_loc_conf_t *olcf,
-    ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *a);
+static ngx_int_t ngx_http_oauth2_limit_args(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx, ngx_str_t *a);
 static ngx_uint_t ngx_http_oauth2_jwt_needs_redis(
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx);
@@ -96,6 +95,13 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 
     ngx_oauth2_token_hash(&token, ctx->hash);
 
+    /* the clock every check of this request uses, the scripts' too */
+    ctx->now = ngx_time();
+
+    ngx_memcpy(ngx_cpymem(ctx->name, "token ", 6), ctx->hash, 6);
+    ctx->record.name.data = ctx->name;
+    ctx->record.name.len = sizeof("token 1a2b3c") - 1;
+
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
 
     jwt = (olcf->token_type == NGX_OAUTH2_TOKEN_JWT
@@ -121,8 +127,13 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
                        "oauth2: token %*s from cache", (size_t) 6,
                        ctx->hash);
 
+        if (ctx->record.jwt) {
+            ngx_str_set(&ctx->record.name, "JWT");
+        }
+
         ctx->rl_only = 1;
-        ctx->outcome = ngx_http_oauth2_check(r, olcf, &ctx->record);
+        ctx->outcome = ngx_oauth2_record_check(r, olcf, &ctx->record,
+                                               ctx->now);
 
         if (ctx->outcome == NGX_OAUTH2_OK && olcf->rate_limit && omcf->plans) {
             ctx->rl.plan = ngx_oauth2_ratelimit_plan(r, omcf,
@@ -163,6 +174,8 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 
     } else {
         ngx_memzero(&ctx->record, sizeof(ngx_oauth2_record_t));
+        ctx->record.name.data = ctx->name;
+        ctx->record.name.len = sizeof("token 1a2b3c") - 1;
         ctx->script = NGX_OAUTH2_SCRIPT_LOOKUP;
     }
 
@@ -243,22 +256,16 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        ngx_http_oauth2_limit_args(olcf, omcf, a);
-
-        a[7] = ctx->record.client_id;
-        a[8] = ctx->record.scope.len ? ctx->record.scope : empty;
-        a[9] = ctx->record.plan.len ? ctx->record.plan : empty;
-        a[10] = ctx->record.consent_id.len ? ctx->record.consent_id : empty;
-        a[11] = ctx->jti.len ? ctx->jti : empty;
-        a[12] = olcf->jwt_revocation ? one : zero;
-
-        p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-        if (p == NULL) {
+        if (ngx_http_oauth2_limit_args(r, olcf, omcf, ctx, a) != NGX_OK) {
             return NGX_ERROR;
         }
 
-        a[13].data = p;
-        a[13].len = ngx_sprintf(p, "%T", ctx->record.expires) - p;
+        a[8] = ctx->record.client_id;
+        a[9] = ctx->record.scope.len ? ctx->record.scope : empty;
+        a[10] = ctx->record.plan.len ? ctx->record.plan : empty;
+        a[11] = ctx->record.consent_id.len ? ctx->record.consent_id : empty;
+        a[12] = ctx->jti.len ? ctx->jti : empty;
+        a[13] = olcf->jwt_revocation ? one : zero;
 
         ctx->args = a;
         ctx->nargs = 14;
@@ -267,7 +274,7 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    a = ngx_palloc(r->pool, 8 * sizeof(ngx_str_t));
+    a = ngx_palloc(r->pool, 9 * sizeof(ngx_str_t));
     if (a == NULL) {
         return NGX_ERROR;
     }
@@ -283,22 +290,27 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
     p = ngx_cpymem(p, "token:", sizeof("token:") - 1);
     ngx_memcpy(p, ctx->hash, NGX_OAUTH2_TOKEN_HASH_LEN);
 
-    ngx_http_oauth2_limit_args(olcf, omcf, &a[1]);
+    if (ngx_http_oauth2_limit_args(r, olcf, omcf, ctx, &a[1]) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     ctx->args = a;
-    ctx->nargs = 8;
+    ctx->nargs = 9;
     ctx->nkeys = 1;
 
     return NGX_OK;
 }
 
 
-/* ARGV[1..7] of the lookup and JWT scripts: see NGX_OAUTH2_LUA_LIMIT */
+/* ARGV[1..8] of the lookup and JWT scripts: see lua/gate.lua */
 
-static void
-ngx_http_oauth2_limit_args(ngx_http_oauth2_loc_conf_t *olcf,
-    ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *a)
+static ngx_int_t
+ngx_http_oauth2_limit_args(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx, ngx_str_t *a)
 {
+    u_char  *p;
+
     static ngx_str_t  one = ngx_string("1");
     static ngx_str_t  zero = ngx_string("0");
     static ngx_str_t  empty = ngx_string("");
@@ -310,6 +322,16 @@ ngx_http_oauth2_limit_args(ngx_http_oauth2_loc_conf_t *olcf,
     a[4] = olcf->consent ? one : zero;
     a[5] = olcf->scope_all_arg.len ? olcf->scope_all_arg : empty;
     a[6] = olcf->scope_any_arg.len ? olcf->scope_any_arg : empty;
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    a[7].data = p;
+    a[7].len = ngx_sprintf(p, "%T", ctx->now) - p;
+
+    return NGX_OK;
 }
 
 
@@ -439,7 +461,8 @@ ngx_http_oauth2_decide(ngx_http_request_t *r,
     ngx_int_t  rc;
 
     if (ctx->outcome == NGX_OAUTH2_OK) {
-        ctx->outcome = ngx_http_oauth2_check(r, olcf, &ctx->record);
+        ctx->outcome = ngx_oauth2_record_check(r, olcf, &ctx->record,
+                                               ctx->now);
     }
 
     if (ctx->outcome == NGX_OAUTH2_OK
@@ -487,72 +510,6 @@ ngx_http_oauth2_decide(ngx_http_request_t *r,
 }
 
 
-/* expiry, scopes and consent of a token the store knows */
-
-static ngx_oauth2_outcome_e
-ngx_http_oauth2_check(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
-    ngx_oauth2_record_t *rec)
-{
-    ngx_str_t   *s;
-    ngx_uint_t   i;
-
-    if (rec->expires && rec->expires <= ngx_time()) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth2: token of client \"%V\" has expired",
-                      &rec->client_id);
-        return NGX_OAUTH2_INVALID_TOKEN;
-    }
-
-    if (olcf->scope_all) {
-        s = olcf->scope_all->elts;
-
-        for (i = 0; i < olcf->scope_all->nelts; i++) {
-            if (!ngx_oauth2_scope_has(&rec->scope, &s[i])) {
-                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                              "oauth2: client \"%V\" lacks scope \"%V\"",
-                              &rec->client_id, &s[i]);
-                return NGX_OAUTH2_INSUFFICIENT_SCOPE;
-            }
-        }
-    }
-
-    if (olcf->scope_any) {
-        s = olcf->scope_any->elts;
-
-        for (i = 0; i < olcf->scope_any->nelts; i++) {
-            if (ngx_oauth2_scope_has(&rec->scope, &s[i])) {
-                break;
-            }
-        }
-
-        if (i == olcf->scope_any->nelts) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "oauth2: client \"%V\" has none of the scopes "
-                          "of \"oauth2_scope_any\"", &rec->client_id);
-            return NGX_OAUTH2_INSUFFICIENT_SCOPE;
-        }
-    }
-
-    if (olcf->consent && !rec->consent_valid) {
-        if (rec->consent_id.len == 0) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "oauth2: token of client \"%V\" has no consent",
-                          &rec->client_id);
-
-        } else {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "oauth2: consent \"%V\" of client \"%V\" is not "
-                          "valid (status \"%V\")", &rec->consent_id,
-                          &rec->client_id, &rec->consent_status);
-        }
-
-        return NGX_OAUTH2_CONSENT_INVALID;
-    }
-
-    return NGX_OAUTH2_OK;
-}
-
-
 static void
 ngx_http_oauth2_timeout_handler(ngx_event_t *ev)
 {
@@ -574,6 +531,61 @@ ngx_http_oauth2_timeout_handler(ngx_event_t *ev)
     ngx_oauth2_redis_abort(omcf, "timed out");
 
     ngx_http_oauth2_lookup_done(ctx, NGX_OAUTH2_STORE_UNAVAILABLE);
+}
+
+
+/*
+ * oauth2_subrequests on: a subrequest (SSI include, auth_request, ...)
+ * into a protected location passes only when the request it belongs to
+ * was let through by the module, and the location's own checks (scopes,
+ * consent, expiry) pass on that request's token.  Nothing is looked up
+ * or counted again.  Runs in the preaccess phase: nginx skips the access
+ * phase of subrequests.
+ */
+
+ngx_int_t
+ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r)
+{
+    ngx_http_oauth2_ctx_t       *mctx;
+    ngx_oauth2_outcome_e         outcome;
+    ngx_http_oauth2_loc_conf_t  *olcf;
+
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+
+    if (!olcf->enable || !olcf->subrequests) {
+        return NGX_DECLINED;
+    }
+
+    mctx = ngx_http_oauth2_get_ctx(r->main);
+
+    if (mctx == NULL || !mctx->done || mctx->outcome != NGX_OAUTH2_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: subrequest \"%V\" into a protected location "
+                      "refused: its request was not let through by oauth2 "
+                      "(oauth2_subrequests)", &r->uri);
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    outcome = ngx_oauth2_record_check(r, olcf, &mctx->record, mctx->now);
+
+    if (outcome != NGX_OAUTH2_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: subrequest \"%V\" refused: %V", &r->uri,
+                      ngx_oauth2_outcome_name(outcome));
+
+        return outcome == NGX_OAUTH2_INVALID_TOKEN ? NGX_HTTP_UNAUTHORIZED
+                                                   : NGX_HTTP_FORBIDDEN;
+    }
+
+    /* the request's $oauth2_* variables, in the subrequest too */
+
+    ngx_http_set_ctx(r, mctx, ngx_http_oauth2_module);
+
+    return NGX_DECLINED;
 }
 
 

@@ -270,6 +270,13 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       offsetof(ngx_http_oauth2_loc_conf_t, jwt_revocation),
       NULL },
 
+    { ngx_string("oauth2_subrequests"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, subrequests),
+      NULL },
+
     { ngx_string("oauth2_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_oauth2_cache_directive,
@@ -371,6 +378,18 @@ ngx_http_oauth2_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_oauth2_access_handler;
 
+    /*
+     * nginx runs no access phase for subrequests (SSI, auth_request):
+     * the preaccess phase, which it runs, checks them
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_oauth2_subrequest_handler;
+
     return NGX_OK;
 }
 
@@ -428,11 +447,7 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&omcf->prefix, "oauth2:");
     }
 
-    if (ngx_oauth2_ratelimit_init_main(cf, omcf) != NGX_CONF_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    return ngx_oauth2_redis_script_init(cf);
+    return ngx_oauth2_ratelimit_init_main(cf, omcf);
 }
 
 
@@ -470,6 +485,7 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     olcf->rate_limit = NGX_CONF_UNSET;
     olcf->rl_fallback = NGX_CONF_UNSET_UINT;
     olcf->rl_headers = NGX_CONF_UNSET;
+    olcf->subrequests = NGX_CONF_UNSET;
     olcf->messages = NGX_CONF_UNSET_PTR;
 
     return olcf;
@@ -495,6 +511,7 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->rl_fallback, prev->rl_fallback,
                               NGX_OAUTH2_RL_FALLBACK_LOCAL);
     ngx_conf_merge_value(conf->rl_headers, prev->rl_headers, 1);
+    ngx_conf_merge_value(conf->subrequests, prev->subrequests, 1);
     ngx_conf_merge_uint_value(conf->token_type, prev->token_type,
                               NGX_OAUTH2_TOKEN_OPAQUE);
     ngx_conf_merge_str_value(conf->jwt_issuer, prev->jwt_issuer, "");
@@ -639,7 +656,6 @@ ngx_http_oauth2_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    u_char        *c;
     ngx_str_t     *value, *s;
     ngx_uint_t     i;
     ngx_array_t  **a;
@@ -667,14 +683,14 @@ ngx_http_oauth2_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         /* RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) */
 
-        for (c = value[i].data; c < value[i].data + value[i].len; c++) {
-            if (*c < 0x21 || *c > 0x7e || *c == '"' || *c == '\\') {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid scope \"%V\" in \"%V\": "
-                                   "RFC 6749 scope characters only",
-                                   &value[i], &cmd->name);
-                return NGX_CONF_ERROR;
-            }
+        if (!ngx_oauth2_field_valid(NGX_OAUTH2_FIELD_SCOPE_TOKEN,
+                                    &value[i]))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid scope \"%V\" in \"%V\": "
+                               "RFC 6749 scope characters only",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
         }
 
         s = ngx_array_push(*a);

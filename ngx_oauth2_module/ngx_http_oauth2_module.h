@@ -20,6 +20,16 @@
 #define NGX_OAUTH2_DEFAULT_MAX_TOKEN 4096
 #define NGX_OAUTH2_MAX_LIMITS        8       /* per plan */
 
+/* a value from outside in a log line: 64 bytes of it at most, escaped */
+#define NGX_OAUTH2_ESCAPE_MAX        64
+#define NGX_OAUTH2_ESCAPE_LEN        (4 * NGX_OAUTH2_ESCAPE_MAX + 3)
+
+/* the grammars of ngx_oauth2_field_valid() */
+#define NGX_OAUTH2_FIELD_IDENT       0       /* client_id, sub, ... */
+#define NGX_OAUTH2_FIELD_SCOPE       1       /* scope-tokens and SP */
+#define NGX_OAUTH2_FIELD_SCOPE_TOKEN 2
+#define NGX_OAUTH2_FIELD_PLAN        3
+
 
 /* what happened to a request: $oauth2_status and the response */
 typedef enum {
@@ -49,6 +59,7 @@ typedef enum {
 
 /* a token record, as the store (or the cache) returned it */
 typedef struct {
+    ngx_str_t                    name;       /* "token 1a2b3c" or "JWT" */
     ngx_str_t                    client_id;
     ngx_str_t                    scope;
     ngx_str_t                    plan;
@@ -145,6 +156,7 @@ typedef struct {
     ngx_flag_t                   rate_limit;
     ngx_uint_t                   rl_fallback;
     ngx_flag_t                   rl_headers;
+    ngx_flag_t                   subrequests;
     ngx_uint_t                   token_type;
     ngx_str_t                    jwt_issuer;
     ngx_array_t                 *jwt_audience;   /* of ngx_str_t */
@@ -168,6 +180,7 @@ typedef struct {
     ngx_oauth2_outcome_e         outcome;
     ngx_oauth2_record_t          record;
     u_char                       hash[NGX_OAUTH2_TOKEN_HASH_LEN];
+    u_char                       name[sizeof("token 1a2b3c")];
     ngx_oauth2_rl_t              rl;
     ngx_oauth2_waiter_t         *waiter;         /* while Redis answers */
     ngx_event_t                  timeout;
@@ -178,6 +191,7 @@ typedef struct {
     ngx_pool_cleanup_t          *cleanup;
     void                        *claims;         /* json_t, of a JWT */
     ngx_str_t                    jti;
+    time_t                       now;            /* of every check */
     unsigned                     done:1;
     unsigned                     rl_only:1;      /* token from the cache */
     unsigned                     rl_headers:1;   /* added already */
@@ -194,6 +208,7 @@ extern ngx_module_t  ngx_http_oauth2_module;
 
 /* ngx_http_oauth2_handler.c */
 ngx_int_t ngx_http_oauth2_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
 void ngx_http_oauth2_lookup_done(ngx_http_oauth2_ctx_t *ctx,
     ngx_oauth2_outcome_e outcome);
@@ -202,7 +217,18 @@ void ngx_http_oauth2_lookup_done(ngx_http_oauth2_ctx_t *ctx,
 ngx_oauth2_outcome_e ngx_oauth2_token_extract(ngx_http_request_t *r,
     size_t max_len, ngx_str_t *token);
 void ngx_oauth2_token_hash(ngx_str_t *token, u_char *hex);
+
+/* ngx_oauth2_record.c */
+ngx_uint_t ngx_oauth2_field_valid(ngx_uint_t grammar, ngx_str_t *s);
+ngx_int_t ngx_oauth2_record_gate(ngx_oauth2_record_t *rec, ngx_log_t *log);
+void ngx_oauth2_record_consent(ngx_oauth2_record_t *rec);
+ngx_int_t ngx_oauth2_record_exp(ngx_str_t *value, time_t *exp);
+ngx_oauth2_outcome_e ngx_oauth2_record_check(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_oauth2_record_t *rec, time_t now);
 ngx_int_t ngx_oauth2_scope_has(ngx_str_t *granted, ngx_str_t *scope);
+size_t ngx_oauth2_escape(u_char *dst, ngx_str_t *src);
+ngx_int_t ngx_oauth2_escape_pool(ngx_pool_t *pool, ngx_str_t *src,
+    ngx_str_t *dst);
 
 /* ngx_oauth2_error.c */
 ngx_int_t ngx_oauth2_error_bodies(ngx_conf_t *cf,
@@ -216,7 +242,6 @@ ngx_int_t ngx_oauth2_add_header(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
 
 /* ngx_oauth2_redis.c */
-char *ngx_oauth2_redis_script_init(ngx_conf_t *cf);
 ngx_int_t ngx_oauth2_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_oauth2_main_conf_t *omcf);
 void ngx_oauth2_redis_exit_worker(ngx_http_oauth2_main_conf_t *omcf);

@@ -57,6 +57,7 @@ static ngx_int_t ngx_oauth2_jwt_iss_aud(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, json_t *claims);
 static ngx_int_t ngx_oauth2_jwt_string(ngx_http_request_t *r,
     json_t *claims, ngx_str_t *name, ngx_str_t *value);
+static void ngx_oauth2_jwt_str(json_t *v, ngx_str_t *s);
 
 
 /* oauth2_jwt_key ALG FILE_OR_SECRET [kid=KID] */
@@ -423,7 +424,8 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     ngx_str_t              sig_b64, sig, s;
     json_int_t             exp;
     ngx_uint_t             k;
-    const char            *alg, *kid, *typ;
+    u_char                 buf[NGX_OAUTH2_ESCAPE_LEN];
+    ngx_str_t              alg, kid, typ, esc;
     ngx_pool_cleanup_t    *cln;
     ngx_oauth2_record_t   *rec;
     ngx_oauth2_jwt_key_t  *keys, *key;
@@ -431,8 +433,10 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     static ngx_str_t  scp = ngx_string("scp");
     static ngx_str_t  azp = ngx_string("azp");
     static ngx_str_t  sub = ngx_string("sub");
+    static ngx_str_t  none = ngx_string("(none)");
 
     rec = &ctx->record;
+    esc.data = buf;
 
     if (!ngx_oauth2_jwt_is_compact(token)) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -450,13 +454,14 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
         return NGX_OAUTH2_INVALID_TOKEN;
     }
 
-    alg = json_string_value(json_object_get(header, "alg"));
-    kid = json_string_value(json_object_get(header, "kid"));
-    typ = json_string_value(json_object_get(header, "typ"));
+    /* lengths from jansson: a string may hold "\u0000" */
+
+    v = json_object_get(header, "kid");
+    e = json_object_get(header, "typ");
 
     if (json_object_get(header, "crit")
-        || (json_object_get(header, "kid") && kid == NULL)
-        || (json_object_get(header, "typ") && typ == NULL))
+        || (v && !json_is_string(v))
+        || (e && !json_is_string(e)))
     {
         json_decref(header);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -465,13 +470,22 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
         return NGX_OAUTH2_INVALID_TOKEN;
     }
 
-    if (typ && ngx_strcasecmp((u_char *) typ, (u_char *) "JWT") != 0
-        && ngx_strcasecmp((u_char *) typ, (u_char *) "at+jwt") != 0
-        && ngx_strcasecmp((u_char *) typ, (u_char *) "application/at+jwt")
-           != 0)
+    ngx_oauth2_jwt_str(v, &kid);
+    ngx_oauth2_jwt_str(e, &typ);
+    ngx_oauth2_jwt_str(json_object_get(header, "alg"), &alg);
+
+    if (typ.data
+        && !(typ.len == 3
+             && ngx_strncasecmp(typ.data, (u_char *) "JWT", 3) == 0)
+        && !(typ.len == 6
+             && ngx_strncasecmp(typ.data, (u_char *) "at+jwt", 6) == 0)
+        && !(typ.len == 18
+             && ngx_strncasecmp(typ.data, (u_char *) "application/at+jwt",
+                                18) == 0))
     {
+        esc.len = ngx_oauth2_escape(buf, &typ);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth2: JWT typ \"%s\" is not JWT or at+jwt", typ);
+                      "oauth2: JWT typ \"%V\" is not JWT or at+jwt", &esc);
         json_decref(header);
         return NGX_OAUTH2_INVALID_TOKEN;
     }
@@ -482,11 +496,11 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     for (k = 0; keys && k < omcf->jwt_keys->nelts; k++) {
         /* an empty "kid" is a kid, and no key has it */
 
-        if (kid == NULL ? keys[k].kid.len == 0
-                        : (keys[k].kid.len != 0
-                           && keys[k].kid.len == ngx_strlen(kid)
-                           && ngx_strncmp(keys[k].kid.data, kid,
-                                          keys[k].kid.len) == 0))
+        if (kid.data == NULL ? keys[k].kid.len == 0
+                             : (keys[k].kid.len != 0
+                                && keys[k].kid.len == kid.len
+                                && ngx_strncmp(keys[k].kid.data, kid.data,
+                                               kid.len) == 0))
         {
             key = &keys[k];
             break;
@@ -494,19 +508,23 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     }
 
     if (key == NULL) {
+        esc.len = ngx_oauth2_escape(buf, &kid);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth2: no oauth2_jwt_key for kid \"%s\"",
-                      kid ? kid : "(none)");
+                      "oauth2: no oauth2_jwt_key for kid %s%V%s",
+                      kid.data ? "\"" : "", kid.data ? &esc : &none,
+                      kid.data ? "\"" : "");
         json_decref(header);
         return NGX_OAUTH2_INVALID_TOKEN;
     }
 
-    if (alg == NULL || ngx_strlen(alg) != key->alg.len
-        || ngx_strncmp(alg, key->alg.data, key->alg.len) != 0)
+    if (alg.len != key->alg.len
+        || ngx_strncmp(alg.data, key->alg.data, key->alg.len) != 0)
     {
+        esc.len = ngx_oauth2_escape(buf, &alg);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth2: JWT alg \"%s\" is not the key's %V",
-                      alg ? alg : "(none)", &key->alg);
+                      "oauth2: JWT alg %s%V%s is not the key's %V",
+                      alg.data ? "\"" : "", alg.data ? &esc : &none,
+                      alg.data ? "\"" : "", &key->alg);
         json_decref(header);
         return NGX_OAUTH2_INVALID_TOKEN;
     }
@@ -628,9 +646,14 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
         rec->scope.len = 0;
 
         json_array_foreach(v, i, e) {
-            if (!json_is_string(e)) {
+            ngx_oauth2_jwt_str(e, &s);
+
+            if (s.data == NULL
+                || !ngx_oauth2_field_valid(NGX_OAUTH2_FIELD_SCOPE_TOKEN, &s))
+            {
                 ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                              "oauth2: JWT scope array has a non-string");
+                              "oauth2: JWT scope array has an element that "
+                              "is not a scope-token string (RFC 6749 3.3)");
                 return NGX_OAUTH2_INVALID_TOKEN;
             }
 
@@ -675,12 +698,28 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     }
 
     if (v) {
-        s.data = (u_char *) json_string_value(v);
-        s.len = json_string_length(v);
-        ctx->jti = s;
+        ngx_oauth2_jwt_str(v, &ctx->jti);
+
+        if (ctx->jti.len
+            && !ngx_oauth2_field_valid(NGX_OAUTH2_FIELD_IDENT, &ctx->jti))
+        {
+            esc.len = ngx_oauth2_escape(buf, &ctx->jti);
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth2: JWT jti of %uz bytes is not 1 to 255 "
+                          "visible ASCII characters (\"%V\")",
+                          ctx->jti.len, &esc);
+            return NGX_OAUTH2_INVALID_TOKEN;
+        }
     }
 
+    /* the claims that became the record: the same gate as Redis records */
+
     rec->jwt = 1;
+    ngx_str_set(&rec->name, "JWT");
+
+    if (ngx_oauth2_record_gate(rec, r->connection->log) != NGX_OK) {
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
 
     return NGX_OAUTH2_OK;
 }
@@ -811,6 +850,21 @@ ngx_oauth2_jwt_string(ngx_http_request_t *r, json_t *claims, ngx_str_t *name,
     value->len = json_string_length(v);
 
     return NGX_OK;
+}
+
+
+/* a JSON string's bytes and length, or { 0, NULL } */
+
+static void
+ngx_oauth2_jwt_str(json_t *v, ngx_str_t *s)
+{
+    if (json_is_string(v)) {
+        s->data = (u_char *) json_string_value(v);
+        s->len = json_string_length(v);
+
+    } else {
+        ngx_str_null(s);
+    }
 }
 
 
@@ -978,6 +1032,7 @@ ngx_oauth2_jwt_claim_variable(ngx_http_request_t *r,
 
     u_char                 *p, *c;
     json_t                 *j;
+    ngx_str_t               s;
     ngx_http_oauth2_ctx_t  *ctx;
 
     ctx = ngx_http_oauth2_get_ctx(r);
@@ -1001,8 +1056,16 @@ ngx_oauth2_jwt_claim_variable(ngx_http_request_t *r,
     j = json_object_get(ctx->claims, (char *) c);
 
     if (json_is_string(j)) {
-        v->data = (u_char *) json_string_value(j);
-        v->len = json_string_length(j);
+        /* free text from outside: escaped before it can reach a header */
+
+        ngx_oauth2_jwt_str(j, &s);
+
+        if (ngx_oauth2_escape_pool(r->pool, &s, &s) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        v->data = s.data;
+        v->len = s.len;
 
     } else if (json_is_integer(j)) {
         p = ngx_pnalloc(r->pool, NGX_INT64_LEN);

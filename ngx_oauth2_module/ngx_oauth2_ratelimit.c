@@ -32,17 +32,7 @@ ngx_oauth2_plan_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
-        {
-            break;
-        }
-    }
-
-    if (value[1].len == 0 || value[1].len > 64
-        || p != value[1].data + value[1].len)
-    {
+    if (!ngx_oauth2_field_valid(NGX_OAUTH2_FIELD_PLAN, &value[1])) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid plan name \"%V\" in \"oauth2_plan\": "
                            "letters, digits, \"_\" and \"-\" only, "

@@ -20,7 +20,6 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include <openssl/evp.h>
 
 
 #define NGX_OAUTH2_REDIS_DOWN        0
@@ -31,6 +30,12 @@
 #define NGX_OAUTH2_BACKOFF_MAX       1000
 
 #define NGX_OAUTH2_SHA1_HEX_LEN      40
+
+typedef struct {
+    char                          *text;
+    size_t                         len;
+    u_char                        *sha;          /* hex SHA-1 of text */
+} ngx_oauth2_script_t;
 
 
 struct ngx_oauth2_redis_s {
@@ -56,208 +61,7 @@ struct ngx_oauth2_waiter_s {
 };
 
 
-/*
- * GCRA, the generic cell rate algorithm, for every limit of a plan at once:
- * "spec" is "count period_usec count period_usec ...".  A limit of count
- * requests per period lets a burst of count through, then one every
- * period / count; the theoretical arrival time (TAT) of each limit is kept
- * in <prefix>rl:{<client_id>}:<plan>:<count>:<period_usec>.  A request is
- * counted only when every limit lets it through.
- * Returns {state, limit index (0-based), remaining, reset s, retry s},
- * state 1: allowed, 2: limited.
- */
-
-#define NGX_OAUTH2_LUA_GCRA                                                   \
-    "local function gcra(prefix, client, plan, spec, now)\n"                 \
-    "  local keys, tats, n = {}, {}, 0\n"                                    \
-    "  local best, best_rem, best_reset = 0, -1, 0\n"                        \
-    "  local deny, retry, deny_reset = 0, 0, 0\n"                            \
-    "  for c, p in string.gmatch(spec, '(%d+) (%d+)') do\n"                  \
-    "    n = n + 1\n"                                                        \
-    "    local key = prefix .. 'rl:{' .. client .. '}:' .. plan .. ':'\n"    \
-    "                .. c .. ':' .. p\n"                                     \
-    "    c = tonumber(c)\n"                                                  \
-    "    p = tonumber(p)\n"                                                  \
-    "    local t = p / c\n"                                                  \
-    "    local tau = p - t\n"                                                \
-    "    local tat = tonumber(redis.call('GET', key)) or now\n"              \
-    "    if tat < now then tat = now end\n"                                  \
-    "    local wait = tat - now - tau\n"                                     \
-    "    if wait > 0 then\n"                                                 \
-    "      if deny == 0 or wait > retry then\n"                              \
-    "        deny, retry, deny_reset = n, wait, tat - now\n"                 \
-    "      end\n"                                                            \
-    "    else\n"                                                             \
-    "      local rem = math.floor(-wait / t)\n"                              \
-    "      keys[n] = key\n"                                                  \
-    "      tats[n] = tat + t\n"                                              \
-    "      if best_rem < 0 or rem < best_rem then\n"                         \
-    "        best, best_rem, best_reset = n, rem, tats[n] - now\n"           \
-    "      end\n"                                                            \
-    "    end\n"                                                              \
-    "  end\n"                                                                \
-    "  if deny > 0 then\n"                                                   \
-    "    return {2, deny - 1, 0, math.ceil(deny_reset / 1000000),\n"         \
-    "            math.ceil(retry / 1000000)}\n"                              \
-    "  end\n"                                                                \
-    "  for i = 1, n do\n"                                                    \
-    "    redis.call('SET', keys[i], string.format('%.17g', tats[i]), 'PX',\n" \
-    "               math.ceil((tats[i] - now) / 1000) + 1000)\n"             \
-    "  end\n"                                                                \
-    "  return {1, best - 1, best_rem, math.ceil(best_reset / 1000000), 0}\n" \
-    "end\n"                                                                  \
-    "local function clock()\n"                                               \
-    "  if redis.replicate_commands then redis.replicate_commands() end\n"    \
-    "  local tm = redis.call('TIME')\n"                                      \
-    "  return tonumber(tm[1]) * 1000000 + tonumber(tm[2])\n"                 \
-    "end\n"
-
-
-/*
- * The lookup: one call per request for the token, its consent and, when
- * the token may pass (exp, consent and scopes as nginx checks them), the
- * rate limit.
- *
- * KEYS[1]: <prefix>token:<sha256 hex>
- * ARGV: prefix, rate limit on ("1"/"0"), every plan ("\nname spec\n..."),
- *       default plan, consent required ("1"/"0"), scopes all required,
- *       scopes one of which is required
- * Returns {0} for an unknown token, else
- * {1, pttl, client_id, scope, plan, consent_id, sub, exp, consent_status,
- *  rate limit or false} with false (nil) for what is missing.
- */
-
-/*
- * The checks nginx makes (exp, consent, scopes) before a request is
- * counted, the plan, and the count: ARGV[1..7] of the lookup and the JWT
- * scripts are prefix, rate limit on ("1"/"0"), every plan
- * ("\nname spec\n..."), default plan, consent required ("1"/"0"), scopes
- * all required, scopes one of which is required.
- */
-
-#define NGX_OAUTH2_LUA_LIMIT                                                  \
-    "local function plan_spec(all, name)\n"                                  \
-    "  local s = string.find(all, '\\n' .. name .. ' ', 1, true)\n"          \
-    "  if not s then return nil end\n"                                       \
-    "  local e = string.find(all, '\\n', s + 1, true)\n"                     \
-    "  return string.sub(all, s + #name + 2, e - 1)\n"                       \
-    "end\n"                                                                  \
-    "local function limit(a, client, scope, plan, cs, exp)\n"                \
-    "  if a[2] ~= '1' or not client or client == '' then return false end\n" \
-    "  local now = clock()\n"                                                \
-    "  if exp and exp ~= '' and not (string.match(exp, '^%d+$')\n"          \
-    "                  and tonumber(exp) * 1000000 > now) then\n"            \
-    "    return false\n"                                                     \
-    "  end\n"                                                                \
-    "  if a[5] == '1' and cs ~= 'valid' then return false end\n"             \
-    "  local granted = ' ' .. (scope or '') .. ' '\n"                        \
-    "  for s in string.gmatch(a[6], '%S+') do\n"                             \
-    "    if not string.find(granted, ' ' .. s .. ' ', 1, true) then\n"       \
-    "      return false\n"                                                   \
-    "    end\n"                                                              \
-    "  end\n"                                                                \
-    "  if a[7] ~= '' then\n"                                                 \
-    "    local any = false\n"                                                \
-    "    for s in string.gmatch(a[7], '%S+') do\n"                           \
-    "      if string.find(granted, ' ' .. s .. ' ', 1, true) then\n"         \
-    "        any = true\n"                                                   \
-    "      end\n"                                                            \
-    "    end\n"                                                              \
-    "    if not any then return false end\n"                                 \
-    "  end\n"                                                                \
-    "  local spec = nil\n"                                                   \
-    "  if plan and string.match(plan, '^[%w_-]+$') then\n"                   \
-    "    spec = plan_spec(a[3], plan)\n"                                     \
-    "  end\n"                                                                \
-    "  if not spec and a[4] ~= '' then\n"                                    \
-    "    plan = a[4]\n"                                                      \
-    "    spec = plan_spec(a[3], plan)\n"                                     \
-    "  end\n"                                                                \
-    "  if not spec then return false end\n"                                  \
-    "  return gcra(a[1], client, plan, spec, now)\n"                         \
-    "end\n"
-
-
-/*
- * The lookup: one call per request for the token, its consent and, when
- * the token may pass, the rate limit.
- *
- * KEYS[1]: <prefix>token:<sha256 hex>; ARGV[1..7]: see NGX_OAUTH2_LUA_LIMIT
- * Returns {0} for an unknown token, else
- * {1, pttl, client_id, scope, plan, consent_id, sub, exp, consent_status,
- *  rate limit or false} with false (nil) for what is missing.
- */
-
-static char  ngx_oauth2_lookup_script[] =
-    NGX_OAUTH2_LUA_GCRA
-    NGX_OAUTH2_LUA_LIMIT
-    "local ttl = redis.call('PTTL', KEYS[1])\n"
-    "if ttl == -2 then return {0} end\n"
-    "local f = redis.call('HMGET', KEYS[1], 'client_id', 'scope', 'plan',\n"
-    "                     'consent_id', 'sub', 'exp')\n"
-    "local cs = false\n"
-    "if f[4] then\n"
-    "  cs = redis.pcall('HGET', ARGV[1] .. 'consent:' .. f[4], 'status')\n"
-    "  if type(cs) == 'table' then cs = false end\n"
-    "end\n"
-    "return {1, ttl, f[1], f[2], f[3], f[4], f[5], f[6], cs,\n"
-    "        limit(ARGV, f[1], f[2], f[3], cs, f[6])}\n";
-
-
-/*
- * A verified JWT: its revocation, consent and rate limit, in one call.
- * ARGV[1..7]: see NGX_OAUTH2_LUA_LIMIT; then client_id, scope, plan,
- * consent_id, jti, revocation on ("1"/"0"), exp (leeway included).
- * Returns {revoked (0/1), consent_status or false, rate limit or false}.
- */
-
-static char  ngx_oauth2_jwt_script[] =
-    NGX_OAUTH2_LUA_GCRA
-    NGX_OAUTH2_LUA_LIMIT
-    "local revoked = 0\n"
-    "if ARGV[13] == '1' and redis.call('EXISTS',\n"
-    "                      ARGV[1] .. 'revoked:' .. ARGV[12]) == 1 then\n"
-    "  revoked = 1\n"
-    "end\n"
-    "local cs = false\n"
-    "if ARGV[11] ~= '' then\n"
-    "  cs = redis.pcall('HGET', ARGV[1] .. 'consent:' .. ARGV[11], 'status')\n"
-    "  if type(cs) == 'table' then cs = false end\n"
-    "end\n"
-    "local rl = false\n"
-    "if revoked == 0 then\n"
-    "  local plan = false\n"
-    "  if ARGV[10] ~= '' then plan = ARGV[10] end\n"
-    "  rl = limit(ARGV, ARGV[8], ARGV[9], plan, cs, ARGV[14])\n"
-    "end\n"
-    "return {revoked, cs, rl}\n";
-
-
-/*
- * The rate limit alone, for a token that came from the cache.
- * ARGV: prefix, client_id, plan, plan spec.
- */
-
-static char  ngx_oauth2_ratelimit_script[] =
-    NGX_OAUTH2_LUA_GCRA
-    "return gcra(ARGV[1], ARGV[2], ARGV[3], ARGV[4], clock())\n";
-
-
-typedef struct {
-    char                          *text;
-    size_t                         len;
-    u_char                         sha[NGX_OAUTH2_SHA1_HEX_LEN];
-} ngx_oauth2_script_t;
-
-
-static ngx_oauth2_script_t  ngx_oauth2_scripts[] = {
-    { ngx_oauth2_lookup_script, sizeof(ngx_oauth2_lookup_script) - 1,
-      { 0 } },
-    { ngx_oauth2_ratelimit_script, sizeof(ngx_oauth2_ratelimit_script) - 1,
-      { 0 } },
-    { ngx_oauth2_jwt_script, sizeof(ngx_oauth2_jwt_script) - 1,
-      { 0 } }
-};
+#include "ngx_oauth2_scripts.h"
 
 #define NGX_OAUTH2_NSCRIPTS                                                   \
     (sizeof(ngx_oauth2_scripts) / sizeof(ngx_oauth2_scripts[0]))
@@ -285,32 +89,6 @@ static void ngx_oauth2_redis_del_read(void *privdata);
 static void ngx_oauth2_redis_add_write(void *privdata);
 static void ngx_oauth2_redis_del_write(void *privdata);
 static void ngx_oauth2_redis_cleanup(void *privdata);
-
-
-/* the script's SHA-1, for EVALSHA, computed once at configuration time */
-
-char *
-ngx_oauth2_redis_script_init(ngx_conf_t *cf)
-{
-    u_char        md[EVP_MAX_MD_SIZE];
-    ngx_uint_t    i;
-    unsigned int  len;
-
-    for (i = 0; i < NGX_OAUTH2_NSCRIPTS; i++) {
-        if (EVP_Digest(ngx_oauth2_scripts[i].text, ngx_oauth2_scripts[i].len,
-                       md, &len, EVP_sha1(), NULL)
-            != 1 || len != 20)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "oauth2: SHA-1 of a Redis script failed");
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_hex_dump(ngx_oauth2_scripts[i].sha, md, 20);
-    }
-
-    return NGX_CONF_OK;
-}
 
 
 ngx_int_t
@@ -825,21 +603,27 @@ ngx_oauth2_redis_copy(ngx_pool_t *pool, redisReply *rr, ngx_str_t *s)
 }
 
 
-/* {state, limit index, remaining, reset s, retry s} of the GCRA script */
+/*
+ * {state, limit index, remaining, reset s, retry s, unusable keys} of the
+ * GCRA script
+ */
 
 static ngx_int_t
-ngx_oauth2_redis_parse_rl(redisReply *rr, ngx_oauth2_rl_t *rl)
+ngx_oauth2_redis_parse_rl(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
 {
-    ngx_uint_t    i;
-    redisReply  **e;
+    ngx_uint_t        i;
+    redisReply      **e;
+    ngx_oauth2_rl_t  *rl;
 
-    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 5) {
+    rl = &ctx->rl;
+
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 6) {
         return NGX_ERROR;
     }
 
     e = rr->element;
 
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         if (e[i]->type != REDIS_REPLY_INTEGER || e[i]->integer < 0) {
             return NGX_ERROR;
         }
@@ -859,6 +643,15 @@ ngx_oauth2_redis_parse_rl(redisReply *rr, ngx_oauth2_rl_t *rl)
 
     if (rl->plan && rl->limit >= rl->plan->limits->nelts) {
         return NGX_ERROR;
+    }
+
+    if (e[5]->integer) {
+        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
+                      "oauth2: %L rate-limit key(s) of client \"%V\", "
+                      "plan \"%V\" held no usable counter and were "
+                      "counted as new", (int64_t) e[5]->integer,
+                      &ctx->record.client_id,
+                      rl->plan ? &rl->plan->name : &ctx->record.plan);
     }
 
     return NGX_OK;
@@ -900,9 +693,7 @@ ngx_oauth2_redis_parse_jwt(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
         goto unexpected;
     }
 
-    rec->consent_valid = (rec->consent_status.len == 5
-                          && ngx_strncmp(rec->consent_status.data,
-                                         "valid", 5) == 0);
+    ngx_oauth2_record_consent(rec);
 
     omcf = ngx_http_get_module_main_conf(ctx->request,
                                          ngx_http_oauth2_module);
@@ -917,7 +708,7 @@ ngx_oauth2_redis_parse_jwt(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
                                                  &rec->plan);
 
         if (ctx->rl.plan == NULL
-            || ngx_oauth2_redis_parse_rl(e[2], &ctx->rl) != NGX_OK)
+            || ngx_oauth2_redis_parse_rl(ctx, e[2]) != NGX_OK)
         {
             goto unexpected;
         }
@@ -938,9 +729,10 @@ unexpected:
 ngx_oauth2_outcome_e
 ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
 {
+    u_char                        buf[NGX_OAUTH2_ESCAPE_LEN];
     time_t                        now, exp;
     long long                     ttl;
-    ngx_str_t                     exp_str;
+    ngx_str_t                     exp_str, esc;
     ngx_log_t                    *log;
     ngx_pool_t                   *pool;
     redisReply                  **e;
@@ -952,14 +744,19 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
     rec = &ctx->record;
 
     if (rr->type == REDIS_REPLY_ERROR) {
+        exp_str.data = (u_char *) rr->str;
+        exp_str.len = rr->len;
+        esc.data = buf;
+        esc.len = ngx_oauth2_escape(buf, &exp_str);
+
         ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "oauth2: redis answered an error for token %*s: %*s",
-                      6, ctx->hash, (size_t) rr->len, rr->str);
+                      "oauth2: redis answered an error for token %*s: %V",
+                      6, ctx->hash, &esc);
         return NGX_OAUTH2_STORE_UNAVAILABLE;
     }
 
     if (ctx->script == NGX_OAUTH2_SCRIPT_RATELIMIT) {
-        if (ngx_oauth2_redis_parse_rl(rr, &ctx->rl) != NGX_OK) {
+        if (ngx_oauth2_redis_parse_rl(ctx, rr) != NGX_OK) {
             goto unexpected;
         }
 
@@ -1001,36 +798,22 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
         goto unexpected;
     }
 
-    if (rec->client_id.len == 0) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "oauth2: record of token %*s has no client_id, "
-                      "token refused", 6, ctx->hash);
+    if (ngx_oauth2_record_gate(rec, log) != NGX_OK) {
         return NGX_OAUTH2_INVALID_TOKEN;
     }
 
-    now = ngx_time();
-    rec->expires = 0;
+    if (ngx_oauth2_record_exp(&exp_str, &rec->expires) != NGX_OK) {
+        esc.data = buf;
+        esc.len = ngx_oauth2_escape(buf, &exp_str);
 
-    if (exp_str.len) {
-        exp = ngx_atotm(exp_str.data, exp_str.len);
-
-        if (exp == NGX_ERROR) {
-            ngx_log_error(NGX_LOG_WARN, log, 0,
-                          "oauth2: record of token %*s has a non-numeric "
-                          "exp \"%V\", token refused", 6, ctx->hash,
-                          &exp_str);
-            return NGX_OAUTH2_INVALID_TOKEN;
-        }
-
-        if (exp <= now) {
-            ngx_log_error(NGX_LOG_INFO, log, 0,
-                          "oauth2: token %*s of client \"%V\" has expired",
-                          6, ctx->hash, &rec->client_id);
-            return NGX_OAUTH2_INVALID_TOKEN;
-        }
-
-        rec->expires = exp;
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "oauth2: record of %V has a non-numeric exp \"%V\", "
+                      "token refused (1 to 15 digits expected)",
+                      &rec->name, &esc);
+        return NGX_OAUTH2_INVALID_TOKEN;
     }
+
+    now = ctx->now;
 
     if (e[1]->integer > 0) {
         /* the key's TTL in ms, rounded up to whole seconds, without overflow */
@@ -1042,10 +825,6 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
             rec->expires = exp;
         }
     }
-
-    rec->consent_valid = (rec->consent_status.len == 5
-                          && ngx_strncmp(rec->consent_status.data,
-                                         "valid", 5) == 0);
 
     /* the rate limit, when the script applied one */
 
@@ -1062,7 +841,7 @@ ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
                                                  &rec->plan);
 
         if (ctx->rl.plan == NULL
-            || ngx_oauth2_redis_parse_rl(e[9], &ctx->rl) != NGX_OK)
+            || ngx_oauth2_redis_parse_rl(ctx, e[9]) != NGX_OK)
         {
             goto unexpected;
         }

@@ -1,7 +1,6 @@
 
 /*
- * ngx_oauth2_module: finding the bearer token (RFC 6750), hashing it, and
- * matching scopes.
+ * ngx_oauth2_module: finding the bearer token (RFC 6750) and hashing it.
  */
 
 
@@ -149,41 +148,4 @@ ngx_oauth2_token_hash(ngx_str_t *token, u_char *hex)
     }
 
     ngx_hex_dump(hex, md, 32);
-}
-
-
-/* is "scope" one of the space-delimited scopes in "granted" */
-
-ngx_int_t
-ngx_oauth2_scope_has(ngx_str_t *granted, ngx_str_t *scope)
-{
-    u_char  *p, *end, *start;
-
-    if (granted->len == 0) {
-        return 0;
-    }
-
-    p = granted->data;
-    end = p + granted->len;
-
-    while (p < end) {
-
-        while (p < end && *p == ' ') {
-            p++;
-        }
-
-        start = p;
-
-        while (p < end && *p != ' ') {
-            p++;
-        }
-
-        if ((size_t) (p - start) == scope->len
-            && ngx_memcmp(start, scope->data, scope->len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
 }

@@ -132,6 +132,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
 
+        /* an accepted record passed the gate: nothing that ends a line */
+
+        if (rc == NGX_OAUTH2_OK && ctx->script == NGX_OAUTH2_SCRIPT_LOOKUP
+            && (!ngx_oauth2_field_valid(NGX_OAUTH2_FIELD_IDENT,
+                                        &ctx->record.client_id)
+                || (ctx->record.sub.len
+                    && !ngx_oauth2_field_valid(NGX_OAUTH2_FIELD_IDENT,
+                                               &ctx->record.sub))
+                || (ctx->record.consent_id.len
+                    && !ngx_oauth2_field_valid(NGX_OAUTH2_FIELD_IDENT,
+                                               &ctx->record.consent_id))
+                || !ngx_oauth2_field_valid(NGX_OAUTH2_FIELD_SCOPE,
+                                           &ctx->record.scope)
+                || (ctx->record.plan.len
+                    && !ngx_oauth2_field_valid(NGX_OAUTH2_FIELD_PLAN,
+                                               &ctx->record.plan))
+                || (ctx->record.consent_valid
+                    && ctx->record.consent_id.len == 0)))
+        {
+            abort();
+        }
+
         freeReplyObject(reply);
         ngx_oauth2_fuzz_done(r);
     }

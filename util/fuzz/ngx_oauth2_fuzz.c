@@ -222,6 +222,8 @@ ngx_oauth2_fuzz_ctx(ngx_http_request_t *r)
 
     ctx->request = r;
     ngx_memset(ctx->hash, 'f', NGX_OAUTH2_TOKEN_HASH_LEN);
+    ctx->now = ngx_time();
+    ngx_str_set(&ctx->record.name, "token ffffff");
 
     ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
 

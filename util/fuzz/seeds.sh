@@ -104,7 +104,7 @@ lookup() {
     printf '%s%s' "$s" "$9"
 }
 
-rl='*5\r\n:1\r\n:0\r\n:9\r\n:100\r\n:0\r\n'
+rl='*6\r\n:1\r\n:0\r\n:9\r\n:100\r\n:0\r\n:0\r\n'
 printf '\000\000'"$(lookup 3600000 c1 'paymentRequest accounts' gold cons1 \
     u1 9999999999 valid "$rl")" | seed redis lookup-gold
 printf '\000\001'"$(lookup 3600000 c1 paymentRequest '' '' '' '' '' \
@@ -113,7 +113,10 @@ printf '\000\000'"$(lookup -1 c1 accounts nope c u 12x revoked \
     '$-1\r\n')" | seed redis lookup-odd
 printf '\000\000*1\r\n:0\r\n' | seed redis unknown
 printf '\000\000-ERR something\r\n' | seed redis error
-printf '\001\000*5\r\n:2\r\n:1\r\n:0\r\n:1000\r\n:850\r\n' | seed redis rl
+printf '\001\000*6\r\n:2\r\n:1\r\n:0\r\n:1000\r\n:850\r\n:0\r\n' | seed redis rl
+printf '\001\000*6\r\n:1\r\n:0\r\n:5\r\n:1\r\n:0\r\n:2\r\n' | seed redis rl-bad-keys
+printf '\000\000'"$(lookup 3600000 'c\r\nX-Injected: yes' accounts '' c u '' \
+    valid '$-1\r\n')" | seed redis lookup-crlf
 printf '\002\000*3\r\n:0\r\n$5\r\nvalid\r\n'"$rl" | seed redis jwt
 printf '\002\001*3\r\n:1\r\n$-1\r\n$-1\r\n' | seed redis jwt-revoked
 printf '\000\000*10\r\n:1\r\n:5\r\n*1\r\n:1\r\n' | seed redis nested

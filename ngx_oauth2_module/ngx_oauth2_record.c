@@ -1,0 +1,409 @@
+
+/*
+ * ngx_oauth2_module: the one gate between what comes from outside (a
+ * Redis record, the claims of a JWT) and what the module decides on or
+ * hands on (variables, headers, log lines).
+ *
+ * The grammar of each field, the expiry, the scopes and the consent are
+ * defined here, once.  lua/gate.lua repeats the same rules in Redis, so
+ * that a script counts only requests that nginx lets through;
+ * t/012-gate.t runs one table of vectors through both.
+ */
+
+
+#include "ngx_http_oauth2_module.h"
+
+
+static ngx_int_t ngx_oauth2_record_field(ngx_oauth2_record_t *rec,
+    ngx_str_t *value, ngx_uint_t grammar, ngx_log_t *log, const char *name);
+
+
+/*
+ * client_id, consent_id, sub, jti: 1 to 255 visible ASCII characters
+ * (%x21-7E): no space, no control character, nothing that could end a
+ * header line or a log line's quoted string early
+ */
+#define NGX_OAUTH2_IDENT_MAX   255
+
+/* scope: RFC 6749 3.3 scope-tokens and spaces, 4096 bytes at most */
+#define NGX_OAUTH2_SCOPE_MAX   4096
+
+/* plan: the name of an oauth2_plan: letters, digits, "_", "-" */
+#define NGX_OAUTH2_PLAN_MAX    64
+
+/* exp of a Redis record: 1 to 15 decimal digits, exact in a double */
+#define NGX_OAUTH2_EXP_DIGITS  15
+
+
+ngx_uint_t
+ngx_oauth2_field_valid(ngx_uint_t grammar, ngx_str_t *s)
+{
+    u_char  *p, *end;
+    size_t   max;
+
+    switch (grammar) {
+    case NGX_OAUTH2_FIELD_SCOPE:
+        max = NGX_OAUTH2_SCOPE_MAX;
+        break;
+    case NGX_OAUTH2_FIELD_PLAN:
+        max = NGX_OAUTH2_PLAN_MAX;
+        break;
+    default:
+        max = NGX_OAUTH2_IDENT_MAX;
+        break;
+    }
+
+    if (s->len > max || (s->len == 0 && grammar != NGX_OAUTH2_FIELD_SCOPE)) {
+        return 0;
+    }
+
+    end = s->data + s->len;
+
+    for (p = s->data; p < end; p++) {
+
+        switch (grammar) {
+
+        case NGX_OAUTH2_FIELD_SCOPE:
+            /* scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), and SP */
+            if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\') {
+                return 0;
+            }
+            break;
+
+        case NGX_OAUTH2_FIELD_SCOPE_TOKEN:
+            if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\') {
+                return 0;
+            }
+            break;
+
+        case NGX_OAUTH2_FIELD_PLAN:
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                  || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            {
+                return 0;
+            }
+            break;
+
+        default: /* NGX_OAUTH2_FIELD_IDENT */
+            if (*p < 0x21 || *p > 0x7e) {
+                return 0;
+            }
+            break;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * A record's fields before anything is decided on them; rec->name names
+ * the token in log lines.  NGX_DECLINED: the record is refused, the
+ * token is invalid.
+ */
+
+ngx_int_t
+ngx_oauth2_record_gate(ngx_oauth2_record_t *rec, ngx_log_t *log)
+{
+    if (rec->client_id.len == 0) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "oauth2: %s%V has no client_id, token refused",
+                      rec->jwt ? "" : "record of ", &rec->name);
+        return NGX_DECLINED;
+    }
+
+    if (ngx_oauth2_record_field(rec, &rec->client_id, NGX_OAUTH2_FIELD_IDENT,
+                                log, "client_id") != NGX_OK
+        || ngx_oauth2_record_field(rec, &rec->scope, NGX_OAUTH2_FIELD_SCOPE,
+                                   log, "scope") != NGX_OK
+        || ngx_oauth2_record_field(rec, &rec->plan, NGX_OAUTH2_FIELD_PLAN,
+                                   log, "plan") != NGX_OK
+        || ngx_oauth2_record_field(rec, &rec->consent_id,
+                                   NGX_OAUTH2_FIELD_IDENT, log, "consent_id")
+           != NGX_OK
+        || ngx_oauth2_record_field(rec, &rec->sub, NGX_OAUTH2_FIELD_IDENT,
+                                   log, "sub") != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_oauth2_record_consent(rec);
+
+    return NGX_OK;
+}
+
+
+/* an empty consent id is no consent: nothing to look up, never valid */
+
+void
+ngx_oauth2_record_consent(ngx_oauth2_record_t *rec)
+{
+    rec->consent_valid = (rec->consent_id.len
+                          && rec->consent_status.len == 5
+                          && ngx_strncmp(rec->consent_status.data,
+                                         "valid", 5) == 0);
+}
+
+
+/* an optional field: empty or absent is fine, else its grammar */
+
+static ngx_int_t
+ngx_oauth2_record_field(ngx_oauth2_record_t *rec, ngx_str_t *value,
+    ngx_uint_t grammar, ngx_log_t *log, const char *name)
+{
+    ngx_str_t  esc;
+    u_char     buf[NGX_OAUTH2_ESCAPE_LEN];
+
+    if (value->len == 0 || ngx_oauth2_field_valid(grammar, value)) {
+        return NGX_OK;
+    }
+
+    esc.data = buf;
+    esc.len = ngx_oauth2_escape(buf, value);
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "oauth2: %s%V has a %s of %uz bytes that is not allowed "
+                  "(\"%V\"), token refused", rec->jwt ? "" : "record of ",
+                  &rec->name, name, value->len, &esc);
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The exp field of a Redis record: absent or empty (no expiry but the
+ * key's TTL), or 1 to 15 decimal digits.  Anything else, a sign, a
+ * space, 16 digits or more, refuses the token.
+ */
+
+ngx_int_t
+ngx_oauth2_record_exp(ngx_str_t *value, time_t *exp)
+{
+    if (value->len == 0) {
+        *exp = 0;
+        return NGX_OK;
+    }
+
+    if (value->len > NGX_OAUTH2_EXP_DIGITS) {
+        return NGX_DECLINED;
+    }
+
+    *exp = ngx_atotm(value->data, value->len);
+
+    if (*exp == NGX_ERROR) {
+        return NGX_DECLINED;
+    }
+
+    if (*exp == 0) {
+        /* 0 stands for "no exp" in a record: the epoch is as past as 1 */
+        *exp = 1;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Expiry, scopes and consent of a record that passed the gate, for the
+ * location, at "now" (the clock the Redis script was given, when a
+ * script took part, so that both decide alike).
+ */
+
+ngx_oauth2_outcome_e
+ngx_oauth2_record_check(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_oauth2_record_t *rec, time_t now)
+{
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    if (rec->expires && rec->expires <= now) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: %V of client \"%V\" has expired",
+                      &rec->name, &rec->client_id);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (olcf->scope_all) {
+        s = olcf->scope_all->elts;
+
+        for (i = 0; i < olcf->scope_all->nelts; i++) {
+            if (!ngx_oauth2_scope_has(&rec->scope, &s[i])) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "oauth2: client \"%V\" lacks scope \"%V\"",
+                              &rec->client_id, &s[i]);
+                return NGX_OAUTH2_INSUFFICIENT_SCOPE;
+            }
+        }
+    }
+
+    if (olcf->scope_any) {
+        s = olcf->scope_any->elts;
+
+        for (i = 0; i < olcf->scope_any->nelts; i++) {
+            if (ngx_oauth2_scope_has(&rec->scope, &s[i])) {
+                break;
+            }
+        }
+
+        if (i == olcf->scope_any->nelts) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth2: client \"%V\" has none of the scopes "
+                          "of \"oauth2_scope_any\"", &rec->client_id);
+            return NGX_OAUTH2_INSUFFICIENT_SCOPE;
+        }
+    }
+
+    if (olcf->consent && !rec->consent_valid) {
+        if (rec->consent_id.len == 0) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth2: token of client \"%V\" has no consent",
+                          &rec->client_id);
+
+        } else {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth2: consent \"%V\" of client \"%V\" is not "
+                          "valid (status \"%V\")", &rec->consent_id,
+                          &rec->client_id, &rec->consent_status);
+        }
+
+        return NGX_OAUTH2_CONSENT_INVALID;
+    }
+
+    return NGX_OAUTH2_OK;
+}
+
+
+/* is "scope" one of the space-delimited scopes in "granted" */
+
+ngx_int_t
+ngx_oauth2_scope_has(ngx_str_t *granted, ngx_str_t *scope)
+{
+    u_char  *p, *end, *start;
+
+    if (granted->len == 0) {
+        return 0;
+    }
+
+    p = granted->data;
+    end = p + granted->len;
+
+    while (p < end) {
+
+        while (p < end && *p == ' ') {
+            p++;
+        }
+
+        start = p;
+
+        while (p < end && *p != ' ') {
+            p++;
+        }
+
+        if ((size_t) (p - start) == scope->len
+            && ngx_memcmp(start, scope->data, scope->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A value from outside, made safe for a log line, a header or a
+ * variable: control characters, DEL, bytes above 0x7f, '"' and '\' are
+ * written as \xHH, as nginx's access log does.
+ */
+
+#define ngx_oauth2_escaped(c)                                                 \
+    ((c) < 0x20 || (c) > 0x7e || (c) == '"' || (c) == '\\')
+
+
+static u_char *
+ngx_oauth2_escape_bytes(u_char *dst, u_char *src, size_t len)
+{
+    u_char  *end;
+
+    static u_char  hex[] = "0123456789ABCDEF";
+
+    if (len == 0) {
+        /* src may be NULL */
+        return dst;
+    }
+
+    for (end = src + len; src < end; src++) {
+        if (ngx_oauth2_escaped(*src)) {
+            *dst++ = '\\';
+            *dst++ = 'x';
+            *dst++ = hex[*src >> 4];
+            *dst++ = hex[*src & 0xf];
+
+        } else {
+            *dst++ = *src;
+        }
+    }
+
+    return dst;
+}
+
+
+/*
+ * For a log line: at most NGX_OAUTH2_ESCAPE_MAX bytes of the value, "..."
+ * when there is more, into dst of NGX_OAUTH2_ESCAPE_LEN bytes.  Returns
+ * the length written.
+ */
+
+size_t
+ngx_oauth2_escape(u_char *dst, ngx_str_t *src)
+{
+    u_char  *p;
+
+    p = ngx_oauth2_escape_bytes(dst, src->data,
+                                ngx_min(src->len, NGX_OAUTH2_ESCAPE_MAX));
+
+    if (src->len > NGX_OAUTH2_ESCAPE_MAX) {
+        p = ngx_cpymem(p, "...", 3);
+    }
+
+    return p - dst;
+}
+
+
+/* the whole value, into the pool when it needs escaping: for variables */
+
+ngx_int_t
+ngx_oauth2_escape_pool(ngx_pool_t *pool, ngx_str_t *src, ngx_str_t *dst)
+{
+    u_char  *p, *s, *end;
+    size_t   n;
+
+    if (src->len == 0) {
+        *dst = *src;
+        return NGX_OK;
+    }
+
+    end = src->data + src->len;
+    n = 0;
+
+    for (s = src->data; s < end; s++) {
+        n += ngx_oauth2_escaped(*s);
+    }
+
+    if (n == 0) {
+        *dst = *src;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, src->len + 3 * n);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* src and dst may be the same */
+
+    dst->len = ngx_oauth2_escape_bytes(p, src->data, src->len) - p;
+    dst->data = p;
+
+    return NGX_OK;
+}
