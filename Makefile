@@ -76,7 +76,8 @@ test: deps $(MODULE)
 	    TEST_NGINX_LIB=$(TEST_NGINX_LIB) util/run-tests.sh $(T)
 
 # the suites that do not depend on timing, with nginx under valgrind
-VALGRIND_T ?= t/010-token.t t/015-boundary.t t/020-scope.t t/030-consent.t \
+VALGRIND_T ?= t/010-token.t t/015-boundary.t t/016-access-checker.t \
+              t/020-scope.t t/030-consent.t t/041-client-gone.t \
               t/060-ratelimit.t t/070-jwt.t t/080-bad-input.t
 
 test-valgrind: deps $(MODULE)

@@ -1,52 +1,74 @@
 
 /*
- * ngx_oauth2_module: the access-phase handler.
+ * ngx_oauth2_module: the access phase.
  *
- * A request goes through it like this:
+ * A request to a location with "oauth2 on" goes through these steps, in
+ * this order, each a function below:
  *
- *   1. oauth2 off for the location: NGX_DECLINED, nothing else happens;
- *   2. the bearer token is taken from the Authorization header (400/401
- *      when it is absent or malformed);
- *   3. the token's SHA-256 is looked up in the shared-memory cache, if
- *      there is one, else in Redis: one EVALSHA returns the token record
- *      and the consent's status in one round trip; the handler returns
- *      NGX_AGAIN and is called again by ngx_http_oauth2_lookup_done()
- *      when the reply (or the timeout) comes;
- *   4. ngx_http_oauth2_decide(): expiry, scopes, consent, then NGX_OK or
- *      the JSON error.
+ *   1. the token, from the Authorization header (400 or 401 without one);
+ *   2. the record, and where it comes from (ctx->source):
+ *        cache  oauth2_cache holds it (a JWT's claims are decoded again,
+ *               the location's issuer and audience checked),
+ *        jwt    a JWT access token, verified here,
+ *        redis  an opaque token: the lookup script reads it;
+ *   3. nginx's own checks of a complete record: expiry, scopes, consent
+ *      (ngx_oauth2_record.c), then the plan that applies;
+ *   4. Redis, when it is needed, and what for (ctx->need):
+ *        validate  the record itself (an opaque token's lookup, a JWT's
+ *                  revocation or consent): no answer is a 503,
+ *        count     the rate limit of a record already checked: no answer
+ *                  is oauth2_rate_limit_fallback's to decide;
+ *      the handler returns NGX_AGAIN, the answer comes to
+ *      ngx_http_oauth2_redis_done() through the call's handler, and the
+ *      phases run again;
+ *   5. the decision: NGX_OK, or the refusal's status, returned to nginx's
+ *      access checker, so that satisfy, auth_delay and error_page apply
+ *      as with auth_basic (the JSON body comes from the filters in
+ *      ngx_oauth2_error.c).
+ *
+ * After an internal redirect the request's ctx is found again: steps 3
+ * and 5 run for the new location; the token is not looked up or counted
+ * again.
  */
 
 
 #include "ngx_http_oauth2_module.h"
 
 
-static ngx_int_t ngx_http_oauth2_decide(ngx_http_request_t *r,
+static ngx_http_oauth2_ctx_t *ngx_http_oauth2_create_ctx(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth2_start(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx);
+static void ngx_http_oauth2_find_record(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token);
+static ngx_int_t ngx_http_oauth2_ask_redis(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth2_script_args(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
-    ngx_http_oauth2_ctx_t *ctx);
-static ngx_int_t ngx_http_oauth2_limit_args(ngx_http_request_t *r,
+    ngx_http_oauth2_ctx_t *ctx, ngx_oauth2_redis_call_t *call);
+static ngx_int_t ngx_http_oauth2_gate_args(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx, ngx_str_t *a);
-static ngx_uint_t ngx_http_oauth2_jwt_needs_redis(
-    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
-    ngx_http_oauth2_ctx_t *ctx);
+static void ngx_http_oauth2_redis_done(ngx_oauth2_redis_call_t *call,
+    struct redisReply *reply);
+static void ngx_http_oauth2_redis_result(ngx_http_request_t *r,
+    ngx_http_oauth2_ctx_t *ctx, ngx_oauth2_outcome_e outcome);
 static ngx_oauth2_outcome_e ngx_http_oauth2_fallback(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx);
-static void ngx_http_oauth2_timeout_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_oauth2_decide(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx);
 static void ngx_http_oauth2_cleanup(void *data);
 
 
 ngx_int_t
 ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                     rc;
-    ngx_uint_t                    jwt;
-    ngx_str_t                     token;
-    ngx_http_oauth2_ctx_t        *ctx;
-    ngx_http_oauth2_loc_conf_t   *olcf;
-    ngx_http_oauth2_main_conf_t  *omcf;
+    ngx_int_t                    rc;
+    ngx_http_oauth2_ctx_t       *ctx;
+    ngx_http_oauth2_loc_conf_t  *olcf;
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
 
@@ -54,136 +76,243 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    /*
-     * after an internal redirect (index, try_files, error_page) the token
-     * was looked up and counted already: the new location's checks are
-     * made on the same record, the rate limit is not counted twice
-     */
-
     ctx = ngx_http_oauth2_get_ctx(r);
 
-    if (ctx) {
-        if (!ctx->done) {
-            return NGX_AGAIN;
+    if (ctx == NULL) {
+        ctx = ngx_http_oauth2_create_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
         }
 
-        return ngx_http_oauth2_decide(r, olcf, ctx);
+        rc = ngx_http_oauth2_start(r, olcf, ctx);
+
+        if (rc != NGX_OK) {
+            /* NGX_AGAIN: Redis answers later; NGX_ERROR */
+            return rc;
+        }
     }
+
+    if (ctx->call) {
+        return NGX_AGAIN;
+    }
+
+    return ngx_http_oauth2_decide(r, olcf, ctx);
+}
+
+
+static ngx_http_oauth2_ctx_t *
+ngx_http_oauth2_create_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_oauth2_ctx_t  *ctx;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth2_ctx_t));
     if (ctx == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    ctx->cleanup = ngx_pool_cleanup_add(r->pool, 0);
-    if (ctx->cleanup == NULL) {
-        return NGX_ERROR;
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
     }
 
-    ctx->cleanup->handler = ngx_http_oauth2_cleanup;
-    ctx->cleanup->data = ctx;
+    cln->handler = ngx_http_oauth2_cleanup;
+    cln->data = ctx;
 
     ctx->request = r;
+    ctx->outcome = NGX_OAUTH2_PENDING;
+
     ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
+
+    return ctx;
+}
+
+
+/* steps 1 to 4: NGX_OK (decide now), NGX_AGAIN (Redis), NGX_ERROR */
+
+static ngx_int_t
+ngx_http_oauth2_start(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
+    ngx_http_oauth2_ctx_t *ctx)
+{
+    ngx_str_t                     token;
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    /* 1. the token */
 
     ctx->outcome = ngx_oauth2_token_extract(r, olcf->max_token, &token);
 
     if (ctx->outcome != NGX_OAUTH2_OK) {
-        ctx->done = 1;
-        return ngx_http_oauth2_decide(r, olcf, ctx);
+        return NGX_OK;
     }
 
-    ngx_oauth2_token_hash(&token, ctx->hash);
+    if (ngx_oauth2_token_hash(&token, ctx->digest) != NGX_OK) {
+        ctx->outcome = NGX_OAUTH2_INTERNAL_ERROR;
+        return NGX_OK;
+    }
 
-    /* the clock every check of this request uses, the scripts' too */
+    /* the clock of every check of this request, the scripts' too */
+
     ctx->now = ngx_time();
 
-    ngx_memcpy(ngx_cpymem(ctx->name, "token ", 6), ctx->hash, 6);
-    ctx->record.name.data = ctx->name;
-    ctx->record.name.len = sizeof("token 1a2b3c") - 1;
+    /* the token's name in log lines: 6 hex digits of its SHA-256 */
 
-    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+    ngx_memcpy(ctx->name, "token ", 6);
+    ctx->name[6] = hex[ctx->digest[0] >> 4];
+    ctx->name[7] = hex[ctx->digest[0] & 0xf];
+    ctx->name[8] = hex[ctx->digest[1] >> 4];
+    ctx->name[9] = hex[ctx->digest[1] & 0xf];
+    ctx->name[10] = hex[ctx->digest[2] >> 4];
+    ctx->name[11] = hex[ctx->digest[2] & 0xf];
+
+    /* 2. the record */
+
+    ngx_http_oauth2_find_record(r, olcf, omcf, ctx, &token);
+
+    if (ctx->outcome != NGX_OAUTH2_OK) {
+        return NGX_OK;
+    }
+
+    /* 3. nginx's checks, once the record is complete; then the plan */
+
+    if (ctx->need != NGX_OAUTH2_NEED_VALIDATE) {
+        ctx->outcome = ngx_oauth2_record_check(r, olcf, &ctx->record,
+                                               ctx->now);
+        ctx->checked = olcf;
+
+        if (ctx->outcome != NGX_OAUTH2_OK) {
+            return NGX_OK;
+        }
+
+        if (olcf->rate_limit && omcf->plans) {
+            ctx->rl.plan = ngx_oauth2_ratelimit_plan(r, omcf,
+                                                     &ctx->record.plan);
+            if (ctx->rl.plan) {
+                ctx->need = NGX_OAUTH2_NEED_COUNT;
+            }
+        }
+    }
+
+    /* a verified JWT whose consent plays no part is known for good */
+
+    if (ctx->source == NGX_OAUTH2_FROM_JWT
+        && ctx->need != NGX_OAUTH2_NEED_VALIDATE
+        && omcf->cache && ctx->record.consent_id.len == 0)
+    {
+        ngx_oauth2_cache_put(omcf->cache, ctx->digest, &ctx->record,
+                             r->connection->log);
+    }
+
+    /* 4. Redis */
+
+    if (ctx->need == NGX_OAUTH2_NEED_NONE) {
+        return NGX_OK;
+    }
+
+    return ngx_http_oauth2_ask_redis(r, olcf, omcf, ctx);
+}
+
+
+/* step 2: ctx->source, ctx->record (unless Redis must read it), need */
+
+static void
+ngx_http_oauth2_find_record(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token)
+{
+    ngx_uint_t           jwt;
+    ngx_oauth2_record_t  rec;
 
     jwt = (olcf->token_type == NGX_OAUTH2_TOKEN_JWT
            || (olcf->token_type == NGX_OAUTH2_TOKEN_AUTO
-               && ngx_oauth2_jwt_is_compact(&token)));
+               && ngx_oauth2_jwt_is_compact(token)));
 
     /*
-     * the cache serves a record of the same kind of token only, and not a
-     * JWT where its revocation must be checked on every request; a cached
-     * JWT was verified: its claims are decoded again, and the location's
-     * issuer and audience checked
+     * the cache serves a record of the same kind of token only, and no
+     * JWT where its revocation must be asked on every request
      */
 
-    if (omcf->cache
-        && !(jwt && olcf->jwt_revocation)
-        && ngx_oauth2_cache_get(omcf->cache, ctx->hash, r->pool,
-                                &ctx->record)
+    if (omcf->cache && !(jwt && olcf->jwt_revocation)
+        && ngx_oauth2_cache_get(omcf->cache, ctx->digest, r->pool, &rec)
            == NGX_OK
-        && ctx->record.jwt == jwt
-        && (!jwt || ngx_oauth2_jwt_claims(r, olcf, ctx, &token) == NGX_OK))
+        && rec.jwt == jwt)
     {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "oauth2: token %*s from cache", (size_t) 6,
-                       ctx->hash);
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "oauth2: %s from the cache", ctx->name);
 
-        if (ctx->record.jwt) {
+        ctx->source = NGX_OAUTH2_FROM_CACHE;
+        ctx->record = rec;
+
+        if (jwt) {
+            /* its claims, and the location's issuer and audience */
+
             ngx_str_set(&ctx->record.name, "JWT");
-        }
 
-        ctx->rl_only = 1;
-        ctx->outcome = ngx_oauth2_record_check(r, olcf, &ctx->record,
-                                               ctx->now);
-
-        if (ctx->outcome == NGX_OAUTH2_OK && olcf->rate_limit && omcf->plans) {
-            ctx->rl.plan = ngx_oauth2_ratelimit_plan(r, omcf,
-                                                     &ctx->record.plan);
-        }
-
-        if (ctx->rl.plan == NULL) {
-            ctx->done = 1;
-            return ngx_http_oauth2_decide(r, olcf, ctx);
-        }
-
-        /* the token is known, the rate limit still goes to Redis */
-
-        ctx->script = NGX_OAUTH2_SCRIPT_RATELIMIT;
-
-    } else if (jwt) {
-        ngx_memzero(&ctx->record, sizeof(ngx_oauth2_record_t));
-        ctx->claims = NULL;
-        ctx->outcome = ngx_oauth2_jwt_verify(r, olcf, omcf, ctx, &token);
-
-        if (ctx->outcome != NGX_OAUTH2_OK
-            || !ngx_http_oauth2_jwt_needs_redis(olcf, omcf, ctx))
-        {
-            /* its consent is not known without Redis: not cached then */
-
-            if (ctx->outcome == NGX_OAUTH2_OK && omcf->cache
-                && ctx->record.consent_id.len == 0)
-            {
-                ngx_oauth2_cache_put(omcf->cache, ctx->hash, &ctx->record,
-                                     r->connection->log);
+            if (ngx_oauth2_jwt_claims(r, olcf, ctx, token) != NGX_OK) {
+                ctx->outcome = NGX_OAUTH2_INVALID_TOKEN;
             }
 
-            ctx->done = 1;
-            return ngx_http_oauth2_decide(r, olcf, ctx);
+        } else {
+            ctx->record.name.data = ctx->name;
+            ctx->record.name.len = sizeof(ctx->name) - 1;
         }
 
-        ctx->script = NGX_OAUTH2_SCRIPT_JWT;
-
-    } else {
-        ngx_memzero(&ctx->record, sizeof(ngx_oauth2_record_t));
-        ctx->record.name.data = ctx->name;
-        ctx->record.name.len = sizeof("token 1a2b3c") - 1;
-        ctx->script = NGX_OAUTH2_SCRIPT_LOOKUP;
+        return;
     }
 
-    if (ngx_http_oauth2_script_args(r, olcf, omcf, ctx) != NGX_OK) {
+    if (jwt) {
+        ctx->source = NGX_OAUTH2_FROM_JWT;
+        ctx->outcome = ngx_oauth2_jwt_verify(r, olcf, omcf, ctx, token);
+
+        /* its revocation and its consent are known in Redis only */
+
+        if (ctx->outcome == NGX_OAUTH2_OK
+            && (olcf->jwt_revocation
+                || (olcf->consent && ctx->record.consent_id.len)))
+        {
+            ctx->need = NGX_OAUTH2_NEED_VALIDATE;
+        }
+
+        return;
+    }
+
+    ctx->source = NGX_OAUTH2_FROM_REDIS;
+    ctx->need = NGX_OAUTH2_NEED_VALIDATE;
+    ctx->record.name.data = ctx->name;
+    ctx->record.name.len = sizeof(ctx->name) - 1;
+}
+
+
+/* step 4: NGX_AGAIN while Redis answers, NGX_OK when it cannot */
+
+static ngx_int_t
+ngx_http_oauth2_ask_redis(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx)
+{
+    ngx_int_t                 rc;
+    ngx_oauth2_redis_call_t  *call;
+
+    call = ngx_oauth2_redis_call_create();
+
+    if (call == NULL) {
+        ngx_http_oauth2_redis_result(r, ctx, NGX_OAUTH2_STORE_UNAVAILABLE);
+        return NGX_OK;
+    }
+
+    call->handler = ngx_http_oauth2_redis_done;
+    call->data = ctx;
+    call->log = r->connection->log;
+
+    if (ngx_http_oauth2_script_args(r, olcf, omcf, ctx, call) != NGX_OK) {
+        ngx_oauth2_redis_cancel(call);
         return NGX_ERROR;
     }
 
-    rc = ngx_oauth2_redis_call(omcf, ctx);
+    rc = ngx_oauth2_redis_send(call);
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
@@ -192,38 +321,40 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
     if (rc == NGX_DECLINED) {
         /* the cause was logged by the connection, when it happened */
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth2: redis %V is unavailable", &omcf->redis_addr);
+                      "oauth2: redis %V is unavailable", &omcf->redis.addr);
 
-        ctx->outcome = ctx->rl_only
-                       ? ngx_http_oauth2_fallback(r, olcf, omcf, ctx)
-                       : NGX_OAUTH2_STORE_UNAVAILABLE;
-        ctx->done = 1;
-
-        return ngx_http_oauth2_decide(r, olcf, ctx);
+        ngx_http_oauth2_redis_result(r, ctx, NGX_OAUTH2_STORE_UNAVAILABLE);
+        return NGX_OK;
     }
 
-    /* NGX_AGAIN: the reply comes to ngx_http_oauth2_lookup_done() */
-
-    ctx->timeout.handler = ngx_http_oauth2_timeout_handler;
-    ctx->timeout.data = ctx;
-    ctx->timeout.log = r->connection->log;
-
-    ngx_add_timer(&ctx->timeout, omcf->redis_timeout);
-
+    ctx->call = call;
     r->main->count++;
+
+    /*
+     * a client that goes away while Redis answers ends its request at
+     * once (499): the pool cleanup cancels the call
+     */
+
+    r->read_event_handler = ngx_http_test_reading;
+
+    if (r->connection->read->ready) {
+        ngx_post_event(r->connection->read, &ngx_posted_events);
+    }
 
     return NGX_AGAIN;
 }
 
 
 /*
- * KEYS and ARGV of the script call: see the scripts in ngx_oauth2_redis.c
+ * The script a request needs and its KEYS and ARGV (see the .lua files):
+ * an opaque token's lookup, a JWT's revocation and consent, or the rate
+ * limit alone of a record nginx has checked.
  */
 
 static ngx_int_t
 ngx_http_oauth2_script_args(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
-    ngx_http_oauth2_ctx_t *ctx)
+    ngx_http_oauth2_ctx_t *ctx, ngx_oauth2_redis_call_t *call)
 {
     u_char     *p;
     ngx_str_t  *a;
@@ -232,7 +363,7 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
     static ngx_str_t  zero = ngx_string("0");
     static ngx_str_t  empty = ngx_string("");
 
-    if (ctx->script == NGX_OAUTH2_SCRIPT_RATELIMIT) {
+    if (ctx->need == NGX_OAUTH2_NEED_COUNT) {
         a = ngx_palloc(r->pool, 4 * sizeof(ngx_str_t));
         if (a == NULL) {
             return NGX_ERROR;
@@ -243,20 +374,21 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
         a[2] = ctx->rl.plan->name;
         a[3] = ctx->rl.plan->spec;
 
-        ctx->args = a;
-        ctx->nargs = 4;
-        ctx->nkeys = 0;
+        call->script = NGX_OAUTH2_SCRIPT_RATELIMIT;
+        call->args = a;
+        call->nargs = 4;
+        call->nkeys = 0;
 
         return NGX_OK;
     }
 
-    if (ctx->script == NGX_OAUTH2_SCRIPT_JWT) {
+    if (ctx->source == NGX_OAUTH2_FROM_JWT) {
         a = ngx_palloc(r->pool, 14 * sizeof(ngx_str_t));
         if (a == NULL) {
             return NGX_ERROR;
         }
 
-        if (ngx_http_oauth2_limit_args(r, olcf, omcf, ctx, a) != NGX_OK) {
+        if (ngx_http_oauth2_gate_args(r, olcf, omcf, ctx, a) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -267,9 +399,10 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
         a[12] = ctx->jti.len ? ctx->jti : empty;
         a[13] = olcf->jwt_revocation ? one : zero;
 
-        ctx->args = a;
-        ctx->nargs = 14;
-        ctx->nkeys = 0;
+        call->script = NGX_OAUTH2_SCRIPT_JWT;
+        call->args = a;
+        call->nargs = 14;
+        call->nkeys = 0;
 
         return NGX_OK;
     }
@@ -279,8 +412,10 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /* KEYS[1]: <prefix>token:<sha256 hex> */
+
     a[0].len = omcf->prefix.len + sizeof("token:") - 1
-               + NGX_OAUTH2_TOKEN_HASH_LEN;
+               + 2 * NGX_OAUTH2_DIGEST_LEN;
     a[0].data = ngx_pnalloc(r->pool, a[0].len);
     if (a[0].data == NULL) {
         return NGX_ERROR;
@@ -288,15 +423,16 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
 
     p = ngx_cpymem(a[0].data, omcf->prefix.data, omcf->prefix.len);
     p = ngx_cpymem(p, "token:", sizeof("token:") - 1);
-    ngx_memcpy(p, ctx->hash, NGX_OAUTH2_TOKEN_HASH_LEN);
+    ngx_hex_dump(p, ctx->digest, NGX_OAUTH2_DIGEST_LEN);
 
-    if (ngx_http_oauth2_limit_args(r, olcf, omcf, ctx, &a[1]) != NGX_OK) {
+    if (ngx_http_oauth2_gate_args(r, olcf, omcf, ctx, &a[1]) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ctx->args = a;
-    ctx->nargs = 9;
-    ctx->nkeys = 1;
+    call->script = NGX_OAUTH2_SCRIPT_LOOKUP;
+    call->args = a;
+    call->nargs = 9;
+    call->nkeys = 1;
 
     return NGX_OK;
 }
@@ -305,7 +441,7 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
 /* ARGV[1..8] of the lookup and JWT scripts: see lua/gate.lua */
 
 static ngx_int_t
-ngx_http_oauth2_limit_args(ngx_http_request_t *r,
+ngx_http_oauth2_gate_args(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx, ngx_str_t *a)
 {
@@ -335,19 +471,71 @@ ngx_http_oauth2_limit_args(ngx_http_request_t *r,
 }
 
 
-/* a verified JWT goes to Redis for its consent, revocation, rate limit */
+/* the call's handler: Redis answered (or NULL: it did not); phases again */
 
-static ngx_uint_t
-ngx_http_oauth2_jwt_needs_redis(ngx_http_oauth2_loc_conf_t *olcf,
-    ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_ctx_t *ctx)
+static void
+ngx_http_oauth2_redis_done(ngx_oauth2_redis_call_t *call,
+    struct redisReply *reply)
 {
-    return (olcf->consent && ctx->record.consent_id.len)
-           || olcf->jwt_revocation
-           || (olcf->rate_limit && omcf->plans);
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_oauth2_outcome_e    outcome;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = call->data;
+    r = ctx->request;
+    c = r->connection;
+
+    ctx->call = NULL;
+    r->read_event_handler = ngx_http_block_reading;
+
+    outcome = reply ? ngx_oauth2_record_reply(ctx, call->script, reply)
+                    : NGX_OAUTH2_STORE_UNAVAILABLE;
+
+    ngx_http_oauth2_redis_result(r, ctx, outcome);
+
+    ngx_http_core_run_phases(r);
+
+    /* the reference taken when the call was sent */
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    ngx_http_run_posted_requests(c);
 }
 
 
-/* oauth2_rate_limit_fallback: Redis cannot count, the token is known */
+/*
+ * What Redis's answer (or its silence) means, in one place: a record that
+ * needed Redis to be valid is refused with 503 without it; a record nginx
+ * checked, which needed Redis only to be counted, gets the fallback.
+ */
+
+static void
+ngx_http_oauth2_redis_result(ngx_http_request_t *r,
+    ngx_http_oauth2_ctx_t *ctx, ngx_oauth2_outcome_e outcome)
+{
+    ngx_http_oauth2_loc_conf_t   *olcf;
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    if (outcome == NGX_OAUTH2_STORE_UNAVAILABLE
+        && ctx->need == NGX_OAUTH2_NEED_COUNT)
+    {
+        olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+        outcome = ngx_http_oauth2_fallback(r, olcf, omcf, ctx);
+
+    } else if (outcome == NGX_OAUTH2_OK
+               && ctx->need == NGX_OAUTH2_NEED_VALIDATE && omcf->cache)
+    {
+        ngx_oauth2_cache_put(omcf->cache, ctx->digest, &ctx->record,
+                             r->connection->log);
+    }
+
+    ctx->outcome = outcome;
+}
+
+
+/* oauth2_rate_limit_fallback: Redis cannot count, the record is known */
 
 static ngx_oauth2_outcome_e
 ngx_http_oauth2_fallback(ngx_http_request_t *r,
@@ -360,8 +548,8 @@ ngx_http_oauth2_fallback(ngx_http_request_t *r,
 
     level = NGX_LOG_DEBUG;
 
-    if (omcf->fallback_logged != ngx_time()) {
-        omcf->fallback_logged = ngx_time();
+    if (ngx_oauth2_worker.fallback_logged != ngx_time()) {
+        ngx_oauth2_worker.fallback_logged = ngx_time();
         level = NGX_LOG_WARN;
     }
 
@@ -405,64 +593,16 @@ ngx_http_oauth2_fallback(ngx_http_request_t *r,
 }
 
 
-/*
- * Called by the Redis code with the reply's outcome (ctx->record, ctx->rl
- * filled on NGX_OAUTH2_OK), or by the timeout: resumes the phases.
- */
-
-void
-ngx_http_oauth2_lookup_done(ngx_http_oauth2_ctx_t *ctx,
-    ngx_oauth2_outcome_e outcome)
-{
-    ngx_connection_t             *c;
-    ngx_http_request_t           *r;
-    ngx_http_oauth2_loc_conf_t   *olcf;
-    ngx_http_oauth2_main_conf_t  *omcf;
-
-    r = ctx->request;
-    c = r->connection;
-
-    ctx->done = 1;
-    ctx->waiter = NULL;
-
-    if (ctx->timeout.timer_set) {
-        ngx_del_timer(&ctx->timeout);
-    }
-
-    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
-
-    if (ctx->rl_only) {
-        /* the record came from the cache and passed its checks */
-
-        if (outcome == NGX_OAUTH2_STORE_UNAVAILABLE) {
-            olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
-            outcome = ngx_http_oauth2_fallback(r, olcf, omcf, ctx);
-        }
-
-    } else if (outcome == NGX_OAUTH2_OK && omcf->cache) {
-        ngx_oauth2_cache_put(omcf->cache, ctx->hash, &ctx->record, c->log);
-    }
-
-    ctx->outcome = outcome;
-
-    ngx_http_core_run_phases(r);
-
-    /* the reference taken in the access handler */
-    ngx_http_finalize_request(r, NGX_DONE);
-
-    ngx_http_run_posted_requests(c);
-}
-
+/* step 5 (and 3, for a location whose checks were not made yet) */
 
 static ngx_int_t
 ngx_http_oauth2_decide(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx)
 {
-    ngx_int_t  rc;
-
-    if (ctx->outcome == NGX_OAUTH2_OK) {
+    if (ctx->outcome == NGX_OAUTH2_OK && ctx->checked != olcf) {
         ctx->outcome = ngx_oauth2_record_check(r, olcf, &ctx->record,
                                                ctx->now);
+        ctx->checked = olcf;
     }
 
     if (ctx->outcome == NGX_OAUTH2_OK
@@ -502,35 +642,7 @@ ngx_http_oauth2_decide(ngx_http_request_t *r,
                       ngx_oauth2_outcome_name(ctx->outcome));
     }
 
-    rc = ngx_oauth2_send_error(r, olcf, ctx);
-
-    ngx_http_finalize_request(r, rc);
-
-    return NGX_DONE;
-}
-
-
-static void
-ngx_http_oauth2_timeout_handler(ngx_event_t *ev)
-{
-    ngx_http_request_t           *r;
-    ngx_http_oauth2_ctx_t        *ctx;
-    ngx_http_oauth2_main_conf_t  *omcf;
-
-    ctx = ev->data;
-    r = ctx->request;
-
-    omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "oauth2: redis %V did not answer within %M ms "
-                  "(oauth2_redis_timeout)",
-                  &omcf->redis_addr, omcf->redis_timeout);
-
-    ngx_oauth2_redis_detach(ctx);
-    ngx_oauth2_redis_abort(omcf, "timed out");
-
-    ngx_http_oauth2_lookup_done(ctx, NGX_OAUTH2_STORE_UNAVAILABLE);
+    return ngx_http_oauth2_refuse(r, olcf, ctx);
 }
 
 
@@ -546,7 +658,7 @@ ngx_http_oauth2_timeout_handler(ngx_event_t *ev)
 ngx_int_t
 ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r)
 {
-    ngx_http_oauth2_ctx_t       *mctx;
+    ngx_http_oauth2_ctx_t       *mctx, *ctx;
     ngx_oauth2_outcome_e         outcome;
     ngx_http_oauth2_loc_conf_t  *olcf;
 
@@ -562,30 +674,41 @@ ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r)
 
     mctx = ngx_http_oauth2_get_ctx(r->main);
 
-    if (mctx == NULL || !mctx->done || mctx->outcome != NGX_OAUTH2_OK) {
+    if (mctx == NULL || mctx->call || mctx->outcome != NGX_OAUTH2_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: subrequest \"%V\" into a protected location "
                       "refused: its request was not let through by oauth2 "
                       "(oauth2_subrequests)", &r->uri);
-        return NGX_HTTP_UNAUTHORIZED;
-    }
+        outcome = NGX_OAUTH2_MISSING_TOKEN;
 
-    outcome = ngx_oauth2_record_check(r, olcf, &mctx->record, mctx->now);
+    } else {
+        outcome = ngx_oauth2_record_check(r, olcf, &mctx->record,
+                                          mctx->now);
 
-    if (outcome != NGX_OAUTH2_OK) {
+        if (outcome == NGX_OAUTH2_OK) {
+            /* the request's $oauth2_* variables, in the subrequest too */
+            ngx_http_set_ctx(r, mctx, ngx_http_oauth2_module);
+            return NGX_DECLINED;
+        }
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: subrequest \"%V\" refused: %V", &r->uri,
                       ngx_oauth2_outcome_name(outcome));
-
-        return outcome == NGX_OAUTH2_INVALID_TOKEN ? NGX_HTTP_UNAUTHORIZED
-                                                   : NGX_HTTP_FORBIDDEN;
     }
 
-    /* the request's $oauth2_* variables, in the subrequest too */
+    /* a ctx of its own, for the refusal's headers and body */
 
-    ngx_http_set_ctx(r, mctx, ngx_http_oauth2_module);
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth2_ctx_t));
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
 
-    return NGX_DECLINED;
+    ctx->request = r;
+    ctx->outcome = outcome;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
+
+    return ngx_http_oauth2_refuse(r, olcf, ctx);
 }
 
 
@@ -625,9 +748,8 @@ ngx_http_oauth2_cleanup(void *data)
 {
     ngx_http_oauth2_ctx_t  *ctx = data;
 
-    ngx_oauth2_redis_detach(ctx);
-
-    if (ctx->timeout.timer_set) {
-        ngx_del_timer(&ctx->timeout);
+    if (ctx->call) {
+        ngx_oauth2_redis_cancel(ctx->call);
+        ctx->call = NULL;
     }
 }

@@ -50,8 +50,6 @@ static ngx_int_t ngx_http_oauth2_join_scopes(ngx_conf_t *cf,
     ngx_http_oauth2_loc_conf_t *conf);
 static char *ngx_http_oauth2_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_oauth2_redis(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_http_oauth2_audience(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_oauth2_claim(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -72,6 +70,24 @@ static ngx_int_t ngx_http_oauth2_variable(ngx_http_request_t *r,
 static ngx_http_oauth2_bounds_t  ngx_http_oauth2_db_bounds = {
     ngx_http_oauth2_check_bounds, "oauth2_redis_db", 0, 65535
 };
+
+static ngx_http_oauth2_bounds_t  ngx_http_oauth2_connections_bounds = {
+    ngx_http_oauth2_check_bounds, "oauth2_redis_connections", 1, 64
+};
+
+static ngx_http_oauth2_bounds_t  ngx_http_oauth2_verify_depth_bounds = {
+    ngx_http_oauth2_check_bounds, "oauth2_redis_ssl_verify_depth", 1, 100
+};
+
+#if (NGX_HTTP_SSL)
+
+static ngx_conf_bitmask_t  ngx_http_oauth2_ssl_protocols[] = {
+    { ngx_string("TLSv1.2"), NGX_SSL_TLSv1_2 },
+    { ngx_string("TLSv1.3"), NGX_SSL_TLSv1_3 },
+    { ngx_null_string, 0 }
+};
+
+#endif
 
 static ngx_http_oauth2_bounds_t  ngx_http_oauth2_max_token_bounds = {
     ngx_http_oauth2_check_bounds, "oauth2_token_max_length", 16, 65536
@@ -146,14 +162,21 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
 
     { ngx_string("oauth2_error_message"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
-      ngx_oauth2_error_message,
+      ngx_http_oauth2_error_message,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("oauth2_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_oauth2_redis,
+      ngx_http_oauth2_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_redis_sentinel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_oauth2_sentinel_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -169,15 +192,22 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_oauth2_main_conf_t, redis_db),
+      offsetof(ngx_http_oauth2_main_conf_t, redis.db),
       &ngx_http_oauth2_db_bounds },
 
     { ngx_string("oauth2_redis_timeout"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_redis_timeout_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_oauth2_main_conf_t, redis_timeout),
+      0,
       NULL },
+
+    { ngx_string("oauth2_redis_connections"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.connections),
+      &ngx_http_oauth2_connections_bounds },
 
     { ngx_string("oauth2_redis_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -186,9 +216,83 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       offsetof(ngx_http_oauth2_main_conf_t, prefix),
       &ngx_http_oauth2_prefix_post },
 
+#if (NGX_HTTP_SSL)
+
+    { ngx_string("oauth2_redis_ssl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.ssl),
+      NULL },
+
+    { ngx_string("oauth2_redis_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.ssl_verify),
+      NULL },
+
+    { ngx_string("oauth2_redis_ssl_verify_depth"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.ssl_verify_depth),
+      &ngx_http_oauth2_verify_depth_bounds },
+
+    { ngx_string("oauth2_redis_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.ssl_trusted_certificate),
+      NULL },
+
+    { ngx_string("oauth2_redis_ssl_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.ssl_certificate),
+      NULL },
+
+    { ngx_string("oauth2_redis_ssl_certificate_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.ssl_certificate_key),
+      NULL },
+
+    { ngx_string("oauth2_redis_ssl_protocols"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_bitmask_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.ssl_protocols),
+      &ngx_http_oauth2_ssl_protocols },
+
+    { ngx_string("oauth2_redis_ssl_ciphers"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.ssl_ciphers),
+      NULL },
+
+    { ngx_string("oauth2_redis_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.ssl_name),
+      NULL },
+
+    { ngx_string("oauth2_redis_ssl_server_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, redis.ssl_server_name),
+      NULL },
+
+#endif
+
     { ngx_string("oauth2_plan"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
-      ngx_oauth2_plan_directive,
+      ngx_http_oauth2_plan_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -205,6 +309,13 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_loc_conf_t, rate_limit),
+      NULL },
+
+    { ngx_string("oauth2_rate_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_rate_limit_zone_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("oauth2_rate_limit_fallback"),
@@ -230,7 +341,7 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
 
     { ngx_string("oauth2_jwt_key"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
-      ngx_oauth2_jwt_key_directive,
+      ngx_http_oauth2_jwt_key_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -279,7 +390,7 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
 
     { ngx_string("oauth2_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
-      ngx_oauth2_cache_directive,
+      ngx_http_oauth2_cache_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -317,6 +428,10 @@ ngx_module_t  ngx_http_oauth2_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+/* what a worker keeps between requests: ngx_oauth2_worker_t */
+ngx_oauth2_worker_t  ngx_oauth2_worker;
 
 
 static ngx_http_oauth2_var_t  ngx_http_oauth2_vars[] = {
@@ -357,7 +472,7 @@ ngx_http_oauth2_preconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    var->get_handler = ngx_oauth2_jwt_claim_variable;
+    var->get_handler = ngx_http_oauth2_jwt_claim_variable;
 
     return NGX_OK;
 }
@@ -390,7 +505,7 @@ ngx_http_oauth2_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_oauth2_subrequest_handler;
 
-    return NGX_OK;
+    return ngx_http_oauth2_filter_init(cf);
 }
 
 
@@ -407,23 +522,33 @@ ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     omcf->redis_addr = { 0, NULL };
-     *     omcf->redis_host = { 0, NULL };
-     *     omcf->redis_port = 0;
-     *     omcf->redis_user = { 0, NULL };
-     *     omcf->redis_password = { 0, NULL };
+     *     omcf->redis.addr, .host, .user, .password = { 0, NULL };
+     *     omcf->redis.port = 0;
+     *     omcf->redis.addrs = NULL;
+     *     omcf->redis.ssl_* (strings) = { 0, NULL };
+     *     omcf->redis.ssl_protocols = 0;
+     *     omcf->redis.sentinels = NULL;
+     *     omcf->redis.master, .sentinel_user, .sentinel_password = { 0, NULL };
      *     omcf->prefix = { 0, NULL };
+     *     omcf->used = 0;
      *     omcf->cache = NULL;
+     *     omcf->counters = NULL;
      *     omcf->plans = NULL;
      *     omcf->default_plan_name = { 0, NULL };
      *     omcf->default_plan = NULL;
      *     omcf->plans_spec = { 0, NULL };
-     *     omcf->warned_plans = NULL;
-     *     omcf->redis = NULL;
+     *     omcf->jwt_keys = NULL;
      */
 
-    omcf->redis_db = NGX_CONF_UNSET;
-    omcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    omcf->redis.db = NGX_CONF_UNSET;
+    omcf->redis.timeout = NGX_CONF_UNSET_MSEC;
+    omcf->redis.connect_timeout = NGX_CONF_UNSET_MSEC;
+    omcf->redis.connections = NGX_CONF_UNSET_UINT;
+    omcf->redis.ssl = NGX_CONF_UNSET;
+    omcf->redis.ssl_verify = NGX_CONF_UNSET;
+    omcf->redis.ssl_verify_depth = NGX_CONF_UNSET_UINT;
+    omcf->redis.ssl_server_name = NGX_CONF_UNSET;
+    omcf->counters_size = NGX_CONF_UNSET_SIZE;
 
     return omcf;
 }
@@ -434,20 +559,19 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_oauth2_main_conf_t  *omcf = conf;
 
-    ngx_conf_init_value(omcf->redis_db, 0);
-    ngx_conf_init_msec_value(omcf->redis_timeout, 1000);
-
-    if (omcf->redis_timeout == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"oauth2_redis_timeout\" must be more than 0");
-        return NGX_CONF_ERROR;
-    }
-
     if (omcf->prefix.data == NULL) {
         ngx_str_set(&omcf->prefix, "oauth2:");
     }
 
-    return ngx_oauth2_ratelimit_init_main(cf, omcf);
+    if (ngx_oauth2_redis_init_conf(cf, omcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_oauth2_ratelimit_init_main(cf, omcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_oauth2_counters_init_conf(cf, omcf);
 }
 
 
@@ -537,7 +661,7 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
             conf->messages = NULL;
         }
 
-        if (ngx_oauth2_error_bodies(cf, conf) != NGX_OK) {
+        if (ngx_http_oauth2_error_bodies(cf, conf) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
     }
@@ -562,10 +686,13 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->enable) {
         omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
 
-        if (omcf->redis_host.len == 0) {
+        omcf->used = 1;
+
+        if (omcf->redis.addr.len == 0 && omcf->redis.sentinels == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"oauth2\" is on but no \"oauth2_redis\" "
-                               "is configured in the http block");
+                               "is configured in the http block (nor "
+                               "\"oauth2_redis_sentinel\")");
             return NGX_CONF_ERROR;
         }
 
@@ -789,83 +916,6 @@ ngx_http_oauth2_claim(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* oauth2_redis host:port | unix:/path */
-
-static char *
-ngx_http_oauth2_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_oauth2_main_conf_t *omcf = conf;
-
-    u_char     *p;
-    ngx_str_t  *value;
-    ngx_url_t   u;
-
-    if (omcf->redis_addr.data) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    omcf->redis_addr = value[1];
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = value[1];
-    u.no_resolve = 0;
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"oauth2_redis\" address \"%V\"%s%s",
-                           &value[1], u.err ? ": " : "",
-                           u.err ? u.err : "");
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"oauth2_redis\" address \"%V\" "
-                           "resolves to nothing", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.family == AF_UNIX) {
-        /* "unix:/path": hiredis wants the bare, NUL-terminated path */
-        omcf->redis_host.len = value[1].len - 5;
-        omcf->redis_host.data = ngx_pnalloc(cf->pool,
-                                            omcf->redis_host.len + 1);
-        if (omcf->redis_host.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        p = ngx_cpymem(omcf->redis_host.data, value[1].data + 5,
-                       omcf->redis_host.len);
-        *p = '\0';
-        omcf->redis_port = 0;
-
-        return NGX_CONF_OK;
-    }
-
-    /*
-     * hiredis connects to a numeric address without blocking; names are
-     * resolved here, once, at configuration time (the first address wins)
-     */
-
-    omcf->redis_host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-    if (omcf->redis_host.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    omcf->redis_host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
-                                         u.addrs[0].socklen,
-                                         omcf->redis_host.data,
-                                         NGX_SOCKADDR_STRLEN, 0);
-    omcf->redis_host.data[omcf->redis_host.len] = '\0';
-    omcf->redis_port = ngx_inet_get_port(u.addrs[0].sockaddr);
-
-    return NGX_CONF_OK;
-}
-
-
 /* oauth2_redis_password [USER] PASSWORD */
 
 static char *
@@ -876,22 +926,24 @@ ngx_http_oauth2_redis_password(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_str_t  *value;
 
-    if (omcf->redis_password.data) {
+    if (omcf->redis_password_set) {
         return "is duplicate";
     }
+
+    omcf->redis_password_set = 1;
 
     value = cf->args->elts;
 
     if (cf->args->nelts == 3) {
-        omcf->redis_user = value[1];
-        omcf->redis_password = value[2];
+        omcf->redis.user = value[1];
+        omcf->redis.password = value[2];
 
     } else {
-        omcf->redis_password = value[1];
+        omcf->redis.password = value[1];
     }
 
-    if (omcf->redis_password.len == 0
-        || (cf->args->nelts == 3 && omcf->redis_user.len == 0))
+    if (omcf->redis.password.len == 0
+        || (cf->args->nelts == 3 && omcf->redis.user.len == 0))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "empty user or password in "
@@ -959,6 +1011,11 @@ ngx_http_oauth2_check_prefix(ngx_conf_t *cf, void *post, void *data)
 }
 
 
+/*
+ * Each worker connects to Redis when it starts, if a location can use
+ * it: Redis is ready before the first request.
+ */
+
 static ngx_int_t
 ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
 {
@@ -966,7 +1023,7 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
 
     omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth2_module);
 
-    if (omcf == NULL || omcf->redis_host.len == 0) {
+    if (omcf == NULL || !omcf->used) {
         return NGX_OK;
     }
 
@@ -977,15 +1034,7 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_oauth2_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_oauth2_main_conf_t  *omcf;
-
-    omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth2_module);
-
-    if (omcf == NULL || omcf->redis == NULL) {
-        return;
-    }
-
-    ngx_oauth2_redis_exit_worker(omcf);
+    ngx_oauth2_redis_exit_worker();
 }
 
 

@@ -15,10 +15,11 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_oauth2_gcra.h"
 
-#define NGX_OAUTH2_TOKEN_HASH_LEN    64      /* hex SHA-256 */
+
+#define NGX_OAUTH2_DIGEST_LEN        32      /* SHA-256 */
 #define NGX_OAUTH2_DEFAULT_MAX_TOKEN 4096
-#define NGX_OAUTH2_MAX_LIMITS        8       /* per plan */
 
 /* a value from outside in a log line: 64 bytes of it at most, escaped */
 #define NGX_OAUTH2_ESCAPE_MAX        64
@@ -72,75 +73,136 @@ typedef struct {
 } ngx_oauth2_record_t;
 
 
-/* one limit of a plan: count requests per period */
-typedef struct {
-    ngx_uint_t                   count;
-    ngx_msec_t                   period;
-} ngx_oauth2_limit_t;
-
-
 /* oauth2_plan NAME LIMIT ... */
-typedef struct {
+struct ngx_oauth2_plan_s {
     ngx_str_t                    name;
     ngx_array_t                 *limits;         /* of ngx_oauth2_limit_t */
     ngx_str_t                    spec;           /* "N usec N usec" */
-} ngx_oauth2_plan_t;
+};
 
-
-#define NGX_OAUTH2_RL_NONE       0
-#define NGX_OAUTH2_RL_ALLOWED    1
-#define NGX_OAUTH2_RL_LIMITED    2
 
 #define NGX_OAUTH2_RL_FALLBACK_LOCAL  0
 #define NGX_OAUTH2_RL_FALLBACK_ALLOW  1
 #define NGX_OAUTH2_RL_FALLBACK_DENY   2
 
 
-/* the rate-limit decision of a request, for the response headers */
-typedef struct {
-    ngx_oauth2_plan_t           *plan;           /* NULL: not limited */
-    ngx_uint_t                   state;          /* NGX_OAUTH2_RL_* */
-    ngx_uint_t                   limit;          /* the tightest limit */
-    ngx_int_t                    remaining;
-    ngx_msec_t                   reset;          /* s until it is full */
-    ngx_msec_t                   retry;          /* s, when limited */
-} ngx_oauth2_rl_t;
-
-
-typedef struct ngx_oauth2_redis_s    ngx_oauth2_redis_t;
-typedef struct ngx_oauth2_jwt_key_s  ngx_oauth2_jwt_key_t;
+typedef struct ngx_oauth2_redis_s       ngx_oauth2_redis_t;
+typedef struct ngx_oauth2_redis_call_s  ngx_oauth2_redis_call_t;
+typedef struct ngx_oauth2_conn_s        ngx_oauth2_conn_t;
+typedef struct ngx_oauth2_jwt_key_s     ngx_oauth2_jwt_key_t;
+typedef struct ngx_oauth2_cache_s       ngx_oauth2_cache_t;
+typedef struct ngx_oauth2_zone_s        ngx_oauth2_zone_t;
+typedef ngx_oauth2_zone_t               ngx_oauth2_counters_t;
+struct redisReply;                                /* hiredis */
 
 
 #define NGX_OAUTH2_TOKEN_OPAQUE  0
 #define NGX_OAUTH2_TOKEN_JWT     1
 #define NGX_OAUTH2_TOKEN_AUTO    2
-typedef struct ngx_oauth2_cache_s  ngx_oauth2_cache_t;
+
+
+/* a Sentinel of oauth2_redis_sentinel */
+typedef struct {
+    ngx_str_t                    name;           /* as configured */
+    ngx_addr_t                  *addrs;
+    ngx_uint_t                   naddrs;
+} ngx_oauth2_redis_server_t;
+
+
+/* where Redis is and how to talk to it: the oauth2_redis* directives */
+typedef struct {
+    ngx_str_t                    addr;           /* as configured */
+    ngx_str_t                    host;           /* name, address, path */
+    in_port_t                    port;
+    ngx_addr_t                  *addrs;          /* NULL: resolve at run */
+    ngx_uint_t                   naddrs;         /* time (resolver) */
+    ngx_str_t                    user;
+    ngx_str_t                    password;
+    ngx_int_t                    db;
+    ngx_msec_t                   timeout;        /* of each command */
+    ngx_msec_t                   connect_timeout;
+    ngx_uint_t                   connections;    /* per worker */
+
+    ngx_resolver_t              *resolver;
+    ngx_msec_t                   resolver_timeout;
+
+    ngx_flag_t                   ssl;
+    ngx_flag_t                   ssl_verify;
+    ngx_uint_t                   ssl_verify_depth;
+    ngx_str_t                    ssl_trusted_certificate;
+    ngx_str_t                    ssl_certificate;
+    ngx_str_t                    ssl_certificate_key;
+    ngx_str_t                    ssl_ciphers;
+    ngx_uint_t                   ssl_protocols;
+    ngx_str_t                    ssl_name;
+    ngx_flag_t                   ssl_server_name;
+#if (NGX_HTTP_SSL)
+    ngx_ssl_t                   *ssl_ctx;
+#endif
+
+    ngx_array_t                 *sentinels;      /* redis_server_t */
+    ngx_str_t                    master;         /* master=NAME */
+    ngx_str_t                    sentinel_user;
+    ngx_str_t                    sentinel_password;
+} ngx_oauth2_redis_conf_t;
 
 
 typedef struct {
-    /* oauth2_redis */
-    ngx_str_t                    redis_addr;     /* as configured */
-    ngx_str_t                    redis_host;     /* numeric IP or unix path */
-    ngx_int_t                    redis_port;     /* 0: unix socket */
-    ngx_str_t                    redis_user;
-    ngx_str_t                    redis_password;
-    ngx_int_t                    redis_db;
-    ngx_msec_t                   redis_timeout;
+    ngx_oauth2_redis_conf_t      redis;
     ngx_str_t                    prefix;
+    ngx_uint_t                   used;           /* a location uses Redis */
+    ngx_uint_t                   redis_password_set;
 
     ngx_oauth2_cache_t          *cache;          /* oauth2_cache */
+    ngx_oauth2_counters_t       *counters;       /* local rate limits */
+    size_t                       counters_size;
 
     ngx_array_t                 *plans;          /* of ngx_oauth2_plan_t */
     ngx_str_t                    default_plan_name;
     ngx_oauth2_plan_t           *default_plan;
     ngx_str_t                    plans_spec;     /* all plans, for Redis */
-    ngx_array_t                 *warned_plans;   /* per worker */
-    time_t                       fallback_logged;
 
     ngx_array_t                 *jwt_keys;       /* ngx_oauth2_jwt_key_t */
-
-    ngx_oauth2_redis_t          *redis;          /* per worker */
 } ngx_http_oauth2_main_conf_t;
+
+
+/* an entry of a zone (ngx_oauth2_zone.c); its key's bytes follow it */
+typedef struct {
+    ngx_rbtree_node_t            node;
+    ngx_queue_t                  queue;          /* least recently used */
+    u_char                      *data;           /* the key */
+    u_short                      len;
+} ngx_oauth2_zone_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                 rbtree;
+    ngx_rbtree_node_t            sentinel;
+    ngx_queue_t                  queue;
+    ngx_uint_t                   entries;
+    ngx_uint_t                   evicted;
+} ngx_oauth2_zone_sh_t;
+
+
+/* an entry that may go before any other, not only when room is needed */
+typedef ngx_uint_t (*ngx_oauth2_zone_stale_pt)(ngx_oauth2_zone_node_t *zn);
+
+struct ngx_oauth2_zone_s {
+    ngx_shm_zone_t              *shm_zone;
+    ngx_oauth2_zone_sh_t        *sh;
+    ngx_slab_pool_t             *shpool;
+    char                        *directive;      /* for log lines */
+    ngx_oauth2_zone_stale_pt     stale;
+    void                        *data;           /* the zone user's */
+};
+
+
+/* what a worker keeps between requests (not configuration, not shared) */
+typedef struct {
+    ngx_oauth2_redis_t          *redis;
+    ngx_array_t                 *warned_plans;   /* logged once */
+    time_t                       fallback_logged;
+} ngx_oauth2_worker_t;
 
 
 typedef struct {
@@ -171,33 +233,68 @@ typedef struct {
 } ngx_http_oauth2_loc_conf_t;
 
 
-typedef struct ngx_oauth2_waiter_s  ngx_oauth2_waiter_t;
-struct redisReply;                               /* hiredis */
+/*
+ * A call to Redis: the caller fills the first part and is answered
+ * through "handler", once, with the reply or with NULL (timed out,
+ * connection lost); the Redis layer owns the rest, the timer included.
+ */
+
+typedef void (*ngx_oauth2_redis_handler_pt)(ngx_oauth2_redis_call_t *call,
+    struct redisReply *reply);
+
+struct ngx_oauth2_redis_call_s {
+    ngx_oauth2_redis_handler_pt  handler;        /* NULL: cancelled */
+    void                        *data;
+    ngx_log_t                   *log;
+    const char                  *name;           /* for log lines */
+    ngx_int_t                    script;         /* or NONE: a command */
+    ngx_str_t                   *args;           /* KEYS and ARGV */
+    ngx_uint_t                   nargs;
+    ngx_uint_t                   nkeys;
+
+    ngx_oauth2_redis_t          *redis;
+    ngx_oauth2_conn_t           *conn;           /* waiting on it */
+    ngx_event_t                  timer;
+    ngx_queue_t                  queue;
+    unsigned                     evaled:1;
+};
+
+
+/* where the record came from, and what Redis is needed for */
+#define NGX_OAUTH2_FROM_NONE         0
+#define NGX_OAUTH2_FROM_CACHE        1
+#define NGX_OAUTH2_FROM_JWT          2
+#define NGX_OAUTH2_FROM_REDIS        3
+
+#define NGX_OAUTH2_NEED_NONE         0
+#define NGX_OAUTH2_NEED_VALIDATE     1   /* the record: 503 without it */
+#define NGX_OAUTH2_NEED_COUNT        2   /* the rate limit: the fallback */
 
 
 typedef struct {
     ngx_http_request_t          *request;
     ngx_oauth2_outcome_e         outcome;
+    ngx_uint_t                   source;         /* NGX_OAUTH2_FROM_* */
+    ngx_uint_t                   need;           /* NGX_OAUTH2_NEED_* */
     ngx_oauth2_record_t          record;
-    u_char                       hash[NGX_OAUTH2_TOKEN_HASH_LEN];
+    u_char                       digest[NGX_OAUTH2_DIGEST_LEN];
     u_char                       name[sizeof("token 1a2b3c")];
     ngx_oauth2_rl_t              rl;
-    ngx_oauth2_waiter_t         *waiter;         /* while Redis answers */
-    ngx_event_t                  timeout;
-    ngx_uint_t                   script;         /* NGX_OAUTH2_SCRIPT_* */
-    ngx_str_t                   *args;           /* KEYS and ARGV */
-    ngx_uint_t                   nargs;
-    ngx_uint_t                   nkeys;
-    ngx_pool_cleanup_t          *cleanup;
+    ngx_oauth2_redis_call_t     *call;           /* while Redis answers */
     void                        *claims;         /* json_t, of a JWT */
     ngx_str_t                    jti;
     time_t                       now;            /* of every check */
-    unsigned                     done:1;
-    unsigned                     rl_only:1;      /* token from the cache */
+    ngx_http_oauth2_loc_conf_t  *checked;        /* the last checks' */
+    ngx_uint_t                   status;         /* refused with */
+    ngx_uint_t                   uri_changes;    /* when refused */
+    ngx_str_t                   *body;           /* the refusal's JSON */
     unsigned                     rl_headers:1;   /* added already */
+    unsigned                     replace:1;      /* ours for nginx's page */
+    unsigned                     replaced:1;
 } ngx_http_oauth2_ctx_t;
 
 
+#define NGX_OAUTH2_SCRIPT_NONE      -1
 #define NGX_OAUTH2_SCRIPT_LOOKUP     0
 #define NGX_OAUTH2_SCRIPT_RATELIMIT  1
 #define NGX_OAUTH2_SCRIPT_JWT        2
@@ -206,17 +303,18 @@ typedef struct {
 extern ngx_module_t  ngx_http_oauth2_module;
 
 
+/* ngx_http_oauth2_module.c */
+extern ngx_oauth2_worker_t  ngx_oauth2_worker;
+
 /* ngx_http_oauth2_handler.c */
 ngx_int_t ngx_http_oauth2_access_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
-void ngx_http_oauth2_lookup_done(ngx_http_oauth2_ctx_t *ctx,
-    ngx_oauth2_outcome_e outcome);
 
 /* ngx_oauth2_token.c */
 ngx_oauth2_outcome_e ngx_oauth2_token_extract(ngx_http_request_t *r,
     size_t max_len, ngx_str_t *token);
-void ngx_oauth2_token_hash(ngx_str_t *token, u_char *hex);
+ngx_int_t ngx_oauth2_token_hash(ngx_str_t *token, u_char *digest);
 
 /* ngx_oauth2_record.c */
 ngx_uint_t ngx_oauth2_field_valid(ngx_uint_t grammar, ngx_str_t *s);
@@ -229,33 +327,40 @@ ngx_int_t ngx_oauth2_scope_has(ngx_str_t *granted, ngx_str_t *scope);
 size_t ngx_oauth2_escape(u_char *dst, ngx_str_t *src);
 ngx_int_t ngx_oauth2_escape_pool(ngx_pool_t *pool, ngx_str_t *src,
     ngx_str_t *dst);
+/* what a script's reply means; called by util/fuzz too */
+ngx_oauth2_outcome_e ngx_oauth2_record_reply(ngx_http_oauth2_ctx_t *ctx,
+    ngx_int_t script, struct redisReply *rr);
 
 /* ngx_oauth2_error.c */
-ngx_int_t ngx_oauth2_error_bodies(ngx_conf_t *cf,
+ngx_int_t ngx_http_oauth2_error_bodies(ngx_conf_t *cf,
     ngx_http_oauth2_loc_conf_t *conf);
-char *ngx_oauth2_error_message(ngx_conf_t *cf, ngx_command_t *cmd,
+char *ngx_http_oauth2_error_message(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_int_t ngx_oauth2_send_error(ngx_http_request_t *r,
+ngx_int_t ngx_http_oauth2_refuse(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx);
+ngx_int_t ngx_http_oauth2_filter_init(ngx_conf_t *cf);
 ngx_str_t *ngx_oauth2_outcome_name(ngx_oauth2_outcome_e outcome);
 ngx_int_t ngx_oauth2_add_header(ngx_http_request_t *r, char *name,
-    ngx_str_t *value);
+    ngx_str_t *value, ngx_table_elt_t **hp);
 
 /* ngx_oauth2_redis.c */
+char *ngx_http_oauth2_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_oauth2_sentinel_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_oauth2_redis_timeout_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_oauth2_redis_init_conf(ngx_conf_t *cf,
+    ngx_http_oauth2_main_conf_t *omcf);
 ngx_int_t ngx_oauth2_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_oauth2_main_conf_t *omcf);
-void ngx_oauth2_redis_exit_worker(ngx_http_oauth2_main_conf_t *omcf);
-ngx_int_t ngx_oauth2_redis_call(ngx_http_oauth2_main_conf_t *omcf,
-    ngx_http_oauth2_ctx_t *ctx);
-void ngx_oauth2_redis_detach(ngx_http_oauth2_ctx_t *ctx);
-/* what a script's reply means; called by util/fuzz too */
-ngx_oauth2_outcome_e ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx,
-    struct redisReply *rr);
-void ngx_oauth2_redis_abort(ngx_http_oauth2_main_conf_t *omcf,
-    const char *reason);
+void ngx_oauth2_redis_exit_worker(void);
+ngx_oauth2_redis_call_t *ngx_oauth2_redis_call_create(void);
+ngx_int_t ngx_oauth2_redis_send(ngx_oauth2_redis_call_t *call);
+void ngx_oauth2_redis_cancel(ngx_oauth2_redis_call_t *call);
 
 /* ngx_oauth2_ratelimit.c */
-char *ngx_oauth2_plan_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+char *ngx_http_oauth2_plan_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_oauth2_ratelimit_init_main(ngx_conf_t *cf,
     ngx_http_oauth2_main_conf_t *omcf);
@@ -266,8 +371,16 @@ ngx_int_t ngx_oauth2_ratelimit_local(ngx_http_request_t *r,
 ngx_int_t ngx_oauth2_ratelimit_headers(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx);
 
+/* ngx_oauth2_counters.c */
+char *ngx_http_oauth2_rate_limit_zone_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_oauth2_counters_init_conf(ngx_conf_t *cf,
+    ngx_http_oauth2_main_conf_t *omcf);
+ngx_int_t ngx_oauth2_counters_gcra(ngx_oauth2_counters_t *counters,
+    ngx_str_t *key, ngx_oauth2_plan_t *plan, ngx_oauth2_rl_t *rl);
+
 /* ngx_oauth2_jwt.c */
-char *ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+char *ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_oauth2_jwt_is_compact(ngx_str_t *token);
 ngx_int_t ngx_oauth2_jwt_claims(ngx_http_request_t *r,
@@ -276,18 +389,27 @@ ngx_int_t ngx_oauth2_jwt_claims(ngx_http_request_t *r,
 ngx_oauth2_outcome_e ngx_oauth2_jwt_verify(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token);
-ngx_int_t ngx_oauth2_jwt_claim_variable(ngx_http_request_t *r,
+ngx_int_t ngx_http_oauth2_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 /* ngx_oauth2_cache.c */
-char *ngx_oauth2_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+char *ngx_http_oauth2_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_int_t ngx_oauth2_cache_get(ngx_oauth2_cache_t *cache, u_char *hash,
+ngx_int_t ngx_oauth2_cache_get(ngx_oauth2_cache_t *cache, u_char *digest,
     ngx_pool_t *pool, ngx_oauth2_record_t *rec);
-void ngx_oauth2_cache_put(ngx_oauth2_cache_t *cache, u_char *hash,
+void ngx_oauth2_cache_put(ngx_oauth2_cache_t *cache, u_char *digest,
     ngx_oauth2_record_t *rec, ngx_log_t *log);
-ngx_int_t ngx_oauth2_cache_gcra(ngx_oauth2_cache_t *cache, ngx_str_t *key,
-    ngx_oauth2_plan_t *plan, ngx_oauth2_rl_t *rl);
+
+/* ngx_oauth2_zone.c */
+ngx_oauth2_zone_t *ngx_oauth2_zone_add(ngx_conf_t *cf, ngx_str_t *name,
+    size_t size, char *directive, ngx_oauth2_zone_stale_pt stale);
+void ngx_oauth2_zone_lock(ngx_oauth2_zone_t *zone);
+void ngx_oauth2_zone_unlock(ngx_oauth2_zone_t *zone);
+void *ngx_oauth2_zone_lookup(ngx_oauth2_zone_t *zone, ngx_rbtree_key_t key,
+    u_char *data, size_t len);
+void *ngx_oauth2_zone_alloc(ngx_oauth2_zone_t *zone, size_t size,
+    ngx_rbtree_key_t key, u_char *data, size_t len, ngx_log_t *log);
+void ngx_oauth2_zone_free(ngx_oauth2_zone_t *zone, void *node);
 
 
 #endif /* _NGX_HTTP_OAUTH2_MODULE_H_INCLUDED_ */

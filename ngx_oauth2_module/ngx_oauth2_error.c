@@ -1,7 +1,9 @@
 
 /*
- * ngx_oauth2_module: the gateway's JSON error bodies (built once, at
- * configuration time, with jansson) and the WWW-Authenticate header.
+ * ngx_oauth2_module: refusals: the gateway's JSON error bodies (built
+ * once, at configuration time, with jansson), the headers of a refusal
+ * (WWW-Authenticate, Retry-After), and the filters that put the JSON in
+ * the place of nginx's own page for the status.
  */
 
 
@@ -38,6 +40,10 @@ static ngx_oauth2_error_def_t  ngx_oauth2_errors[] = {
 };
 
 
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
 static ngx_str_t  ngx_oauth2_outcome_names[] = {
     ngx_null_string,
     ngx_string("ok"),
@@ -62,7 +68,8 @@ ngx_oauth2_outcome_name(ngx_oauth2_outcome_e outcome)
 /* oauth2_error_message CODE TEXT */
 
 char *
-ngx_oauth2_error_message(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_oauth2_error_message(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
 {
     ngx_http_oauth2_loc_conf_t *olcf = conf;
 
@@ -125,7 +132,8 @@ ngx_oauth2_error_message(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  */
 
 ngx_int_t
-ngx_oauth2_error_bodies(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
+ngx_http_oauth2_error_bodies(ngx_conf_t *cf,
+    ngx_http_oauth2_loc_conf_t *conf)
 {
     char                     *dump, *info;
     json_t                   *obj;
@@ -194,8 +202,11 @@ ngx_oauth2_error_bodies(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
 }
 
 
+/* a response header; its element in *hp when hp is not NULL */
+
 ngx_int_t
-ngx_oauth2_add_header(ngx_http_request_t *r, char *name, ngx_str_t *value)
+ngx_oauth2_add_header(ngx_http_request_t *r, char *name, ngx_str_t *value,
+    ngx_table_elt_t **hp)
 {
     ngx_table_elt_t  *h;
 
@@ -209,26 +220,30 @@ ngx_oauth2_add_header(ngx_http_request_t *r, char *name, ngx_str_t *value)
     h->key.data = (u_char *) name;
     h->value = *value;
 
+    if (hp) {
+        *hp = h;
+    }
+
     return NGX_OK;
 }
 
 
 /*
- * Sends the JSON error of ctx->outcome; returns what the caller passes to
- * ngx_http_finalize_request().
+ * A refusal, the nginx way: the headers are set here (nginx keeps them on
+ * the response it makes for the status), and the status is returned to
+ * nginx's access checker.  satisfy any, auth_delay and error_page then
+ * apply as for auth_basic; when nginx answers with its own page for the
+ * status, the filters below put the module's JSON in its place.
  */
 
 ngx_int_t
-ngx_oauth2_send_error(ngx_http_request_t *r,
+ngx_http_oauth2_refuse(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx)
 {
-    u_char       *p;
-    size_t        len;
-    ngx_int_t     rc;
-    ngx_str_t     auth, *error, *body;
-    ngx_buf_t    *b;
-    ngx_uint_t    err;
-    ngx_chain_t   out;
+    u_char      *p;
+    size_t       len;
+    ngx_str_t    value, *error;
+    ngx_uint_t   err;
 
     static ngx_str_t  retry_after = ngx_string("1");
 
@@ -271,97 +286,162 @@ ngx_oauth2_send_error(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_discard_request_body(r);
+    if (ctx->status == 0) {
 
-    if (rc != NGX_OK) {
-        return rc;
+        if (err == NGX_OAUTH2_ERR_503) {
+            if (ngx_oauth2_add_header(r, "Retry-After", &retry_after, NULL)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+        } else if (err == NGX_OAUTH2_ERR_429) {
+
+            /* whole seconds, rounded up, at least 1 */
+
+            p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            value.data = p;
+            value.len = ngx_sprintf(p, "%M",
+                                    ctx->rl.retry ? ctx->rl.retry : 1) - p;
+
+            if (ngx_oauth2_add_header(r, "Retry-After", &value, NULL)
+                != NGX_OK
+                || (olcf->rl_headers && !ctx->rl_headers
+                    && ngx_oauth2_ratelimit_headers(r, ctx) != NGX_OK))
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ctx->rl_headers = 1;
+
+        } else if (ctx->outcome != NGX_OAUTH2_CONSENT_INVALID) {
+
+            /* Bearer realm="R"[, error="E"][, scope="S"] */
+
+            len = sizeof("Bearer realm=\"\"") - 1 + olcf->realm.len;
+
+            if (error) {
+                len += sizeof(", error=\"\"") - 1 + error->len;
+            }
+
+            if (ctx->outcome == NGX_OAUTH2_INSUFFICIENT_SCOPE) {
+                len += sizeof(", scope=\"\"") - 1 + olcf->scope_required.len;
+            }
+
+            p = ngx_pnalloc(r->pool, len);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            value.data = p;
+            p = ngx_sprintf(p, "Bearer realm=\"%V\"", &olcf->realm);
+
+            if (error) {
+                p = ngx_sprintf(p, ", error=\"%V\"", error);
+            }
+
+            if (ctx->outcome == NGX_OAUTH2_INSUFFICIENT_SCOPE) {
+                p = ngx_sprintf(p, ", scope=\"%V\"", &olcf->scope_required);
+            }
+
+            value.len = p - value.data;
+
+            /*
+             * r->headers_out.www_authenticate: with "satisfy any", nginx
+             * drops it when another access module lets the request in
+             */
+
+            if (ngx_oauth2_add_header(r, "WWW-Authenticate", &value,
+                                      &r->headers_out.www_authenticate)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
     }
 
-    body = &olcf->bodies[err];
+    ctx->status = ngx_oauth2_errors[err].status;
+    ctx->body = &olcf->bodies[err];
+    ctx->uri_changes = r->uri_changes;
 
-    r->headers_out.status = ngx_oauth2_errors[err].status;
-    r->headers_out.content_length_n = body->len;
+    return ctx->status;
+}
+
+
+/*
+ * nginx's own page for a status the module refused a request with (no
+ * error_page took it: the URI did not change) becomes the module's JSON.
+ */
+
+static ngx_int_t
+ngx_http_oauth2_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+
+    if (ctx == NULL || ctx->status == 0 || ctx->replace
+        || r->headers_out.status != ctx->status
+        || r->uri_changes != ctx->uri_changes)
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx->replace = 1;
+
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
 
-    if (err == NGX_OAUTH2_ERR_503) {
-        if (ngx_oauth2_add_header(r, "Retry-After", &retry_after)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-    } else if (err == NGX_OAUTH2_ERR_429) {
-
-        /* whole seconds, rounded up, at least 1 */
-
-        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        auth.data = p;
-        auth.len = ngx_sprintf(p, "%M", ctx->rl.retry ? ctx->rl.retry : 1)
-                   - p;
-
-        if (ngx_oauth2_add_header(r, "Retry-After", &auth) != NGX_OK
-            || (olcf->rl_headers && !ctx->rl_headers
-                && ngx_oauth2_ratelimit_headers(r, ctx) != NGX_OK))
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-    } else if (ctx->outcome != NGX_OAUTH2_CONSENT_INVALID) {
-
-        /* Bearer realm="R"[, error="E"][, scope="S"] */
-
-        len = sizeof("Bearer realm=\"\"") - 1 + olcf->realm.len;
-
-        if (error) {
-            len += sizeof(", error=\"\"") - 1 + error->len;
-        }
-
-        if (ctx->outcome == NGX_OAUTH2_INSUFFICIENT_SCOPE) {
-            len += sizeof(", scope=\"\"") - 1 + olcf->scope_required.len;
-        }
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        auth.data = p;
-        p = ngx_sprintf(p, "Bearer realm=\"%V\"", &olcf->realm);
-
-        if (error) {
-            p = ngx_sprintf(p, ", error=\"%V\"", error);
-        }
-
-        if (ctx->outcome == NGX_OAUTH2_INSUFFICIENT_SCOPE) {
-            p = ngx_sprintf(p, ", scope=\"%V\"", &olcf->scope_required);
-        }
-
-        auth.len = p - auth.data;
-
-        if (ngx_oauth2_add_header(r, "WWW-Authenticate", &auth) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
     }
 
-    rc = ngx_http_send_header(r);
+    r->headers_out.content_length_n = ctx->body->len;
 
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t              *b;
+    ngx_chain_t            *cl, out;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+
+    if (ctx == NULL || !ctx->replace) {
+        return ngx_http_next_body_filter(r, in);
     }
+
+    /* nginx's page is dropped */
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    if (ctx->replaced) {
+        return NGX_OK;
+    }
+
+    ctx->replaced = 1;
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
-    b->pos = body->data;
-    b->last = body->data + body->len;
+    b->pos = ctx->body->data;
+    b->last = ctx->body->data + ctx->body->len;
     b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
@@ -369,5 +449,18 @@ ngx_oauth2_send_error(ngx_http_request_t *r,
     out.buf = b;
     out.next = NULL;
 
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_oauth2_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_oauth2_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_oauth2_body_filter;
+
+    return NGX_OK;
 }

@@ -63,7 +63,8 @@ static void ngx_oauth2_jwt_str(json_t *v, ngx_str_t *s);
 /* oauth2_jwt_key ALG FILE_OR_SECRET [kid=KID] */
 
 char *
-ngx_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
 {
     ngx_http_oauth2_main_conf_t *omcf = conf;
 
@@ -1025,7 +1026,7 @@ ngx_oauth2_jwt_signature(ngx_http_request_t *r, ngx_oauth2_jwt_key_t *key,
 /* $oauth2_jwt_claim_NAME: a top-level string or number claim */
 
 ngx_int_t
-ngx_oauth2_jwt_claim_variable(ngx_http_request_t *r,
+ngx_http_oauth2_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
     ngx_str_t *name = (ngx_str_t *) data;

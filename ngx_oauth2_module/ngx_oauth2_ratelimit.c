@@ -2,11 +2,12 @@
 /*
  * ngx_oauth2_module: per-plan rate limits.
  *
- * The limits are counted in Redis by a GCRA (generic cell rate algorithm)
- * on Redis server time, inside the same script call as the token lookup
- * (ngx_oauth2_redis.c).  This file holds the configuration of the plans,
- * the choice of a token's plan, the response headers, and the fallback
- * used while Redis cannot be reached.
+ * The limits are counted in Redis by a GCRA (generic cell rate algorithm,
+ * lua/gcra.lua) on Redis server time, inside the same script call as the
+ * token lookup.  This file holds the configuration of the plans, the
+ * choice of a token's plan, the response headers, and the local count
+ * used while Redis cannot be reached (ngx_oauth2_counters.c, with the
+ * algorithm's C definition, ngx_oauth2_gcra.c).
  */
 
 
@@ -20,7 +21,8 @@ static ngx_int_t ngx_oauth2_parse_limit(ngx_str_t *s,
 /* oauth2_plan NAME LIMIT [LIMIT ...]; LIMIT: 100r/s, 6000r/m, r/h, r/d */
 
 char *
-ngx_oauth2_plan_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_oauth2_plan_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
 {
     ngx_http_oauth2_main_conf_t *omcf = conf;
 
@@ -269,17 +271,17 @@ ngx_oauth2_ratelimit_plan(ngx_http_request_t *r,
         }
     }
 
-    if (omcf->warned_plans == NULL) {
-        omcf->warned_plans = ngx_array_create(ngx_cycle->pool, 4,
+    if (ngx_oauth2_worker.warned_plans == NULL) {
+        ngx_oauth2_worker.warned_plans = ngx_array_create(ngx_cycle->pool, 4,
                                               sizeof(ngx_str_t));
-        if (omcf->warned_plans == NULL) {
+        if (ngx_oauth2_worker.warned_plans == NULL) {
             return omcf->default_plan;
         }
     }
 
-    w = omcf->warned_plans->elts;
+    w = ngx_oauth2_worker.warned_plans->elts;
 
-    for (i = 0; i < omcf->warned_plans->nelts; i++) {
+    for (i = 0; i < ngx_oauth2_worker.warned_plans->nelts; i++) {
         if (w[i].len == name->len
             && ngx_strncmp(w[i].data, name->data, name->len) == 0)
         {
@@ -287,11 +289,11 @@ ngx_oauth2_ratelimit_plan(ngx_http_request_t *r,
         }
     }
 
-    if (omcf->warned_plans->nelts == 64) {
+    if (ngx_oauth2_worker.warned_plans->nelts == 64) {
         return omcf->default_plan;
     }
 
-    w = ngx_array_push(omcf->warned_plans);
+    w = ngx_array_push(ngx_oauth2_worker.warned_plans);
     if (w == NULL) {
         return omcf->default_plan;
     }
@@ -299,7 +301,7 @@ ngx_oauth2_ratelimit_plan(ngx_http_request_t *r,
     w->data = ngx_pstrdup(ngx_cycle->pool, name);
     w->len = w->data ? name->len : 0;
 
-    if (omcf->warned_plans->nelts == 64) {
+    if (ngx_oauth2_worker.warned_plans->nelts == 64) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "oauth2: 64 unknown plan names seen, the next ones "
                       "are not logged");
@@ -331,7 +333,7 @@ ngx_oauth2_ratelimit_local(ngx_http_request_t *r,
     u_char     *p;
     ngx_str_t   key;
 
-    if (omcf->cache == NULL || ctx->rl.plan == NULL) {
+    if (omcf->counters == NULL || ctx->rl.plan == NULL) {
         return NGX_DECLINED;
     }
 
@@ -351,7 +353,8 @@ ngx_oauth2_ratelimit_local(ngx_http_request_t *r,
     *p++ = '\0';
     ngx_memcpy(p, ctx->rl.plan->spec.data, ctx->rl.plan->spec.len);
 
-    return ngx_oauth2_cache_gcra(omcf->cache, &key, ctx->rl.plan, &ctx->rl);
+    return ngx_oauth2_counters_gcra(omcf->counters, &key, ctx->rl.plan,
+                                    &ctx->rl);
 }
 
 
@@ -364,7 +367,7 @@ ngx_oauth2_push_header(ngx_http_request_t *r, char *name, u_char *start,
     value.data = start;
     value.len = end - start;
 
-    return ngx_oauth2_add_header(r, name, &value);
+    return ngx_oauth2_add_header(r, name, &value, NULL);
 }
 
 

@@ -13,9 +13,13 @@
 
 #include "ngx_http_oauth2_module.h"
 
+#include <hiredis/hiredis.h>
+
 
 static ngx_int_t ngx_oauth2_record_field(ngx_oauth2_record_t *rec,
     ngx_str_t *value, ngx_uint_t grammar, ngx_log_t *log, const char *name);
+static ngx_int_t ngx_oauth2_reply_limit(ngx_http_oauth2_ctx_t *ctx,
+    redisReply *rr);
 
 
 /*
@@ -407,3 +411,292 @@ ngx_oauth2_escape_pool(ngx_pool_t *pool, ngx_str_t *src, ngx_str_t *dst)
 
     return NGX_OK;
 }
+
+
+/*
+ * What the scripts' replies mean: a reply becomes a record (through the
+ * gate above) and a rate-limit decision.  Called with the reply of the
+ * lookup, rate-limit or JWT script; util/fuzz feeds it raw RESP too.
+ */
+
+static ngx_int_t
+ngx_oauth2_reply_str(ngx_pool_t *pool, redisReply *rr, ngx_str_t *s)
+{
+    if (rr->type == REDIS_REPLY_NIL) {
+        ngx_str_null(s);
+        return NGX_OK;
+    }
+
+    if (rr->type != REDIS_REPLY_STRING) {
+        return NGX_ERROR;
+    }
+
+    s->len = rr->len;
+    s->data = ngx_pnalloc(pool, rr->len);
+
+    if (s->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->data, rr->str, rr->len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * {state, limit index, remaining, reset s, retry s, unusable keys} of the
+ * GCRA script
+ */
+
+static ngx_int_t
+ngx_oauth2_reply_rl(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
+{
+    ngx_uint_t        i;
+    redisReply      **e;
+    ngx_oauth2_rl_t  *rl;
+
+    rl = &ctx->rl;
+
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 6) {
+        return NGX_ERROR;
+    }
+
+    e = rr->element;
+
+    for (i = 0; i < 6; i++) {
+        if (e[i]->type != REDIS_REPLY_INTEGER || e[i]->integer < 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (e[0]->integer != NGX_OAUTH2_RL_ALLOWED
+        && e[0]->integer != NGX_OAUTH2_RL_LIMITED)
+    {
+        return NGX_ERROR;
+    }
+
+    rl->state = (ngx_uint_t) e[0]->integer;
+    rl->limit = (ngx_uint_t) e[1]->integer;
+    rl->remaining = (ngx_int_t) e[2]->integer;
+    rl->reset = (ngx_msec_t) e[3]->integer;
+    rl->retry = (ngx_msec_t) e[4]->integer;
+
+    if (rl->plan && rl->limit >= rl->plan->limits->nelts) {
+        return NGX_ERROR;
+    }
+
+    if (e[5]->integer) {
+        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
+                      "oauth2: %L rate-limit key(s) of client \"%V\", "
+                      "plan \"%V\" held no usable counter and were "
+                      "counted as new", (int64_t) e[5]->integer,
+                      &ctx->record.client_id,
+                      rl->plan ? &rl->plan->name : &ctx->record.plan);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The rate limit part of the lookup and JWT scripts' replies: nil when
+ * the request was not counted (a plan name that is not configured is
+ * still logged then), else the GCRA's answer for the record's plan.
+ */
+
+static ngx_int_t
+ngx_oauth2_reply_limit(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
+{
+    ngx_oauth2_record_t          *rec;
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    rec = &ctx->record;
+    omcf = ngx_http_get_module_main_conf(ctx->request,
+                                         ngx_http_oauth2_module);
+
+    if (rr->type == REDIS_REPLY_NIL) {
+        if (rec->plan.len && omcf->plans) {
+            (void) ngx_oauth2_ratelimit_plan(ctx->request, omcf, &rec->plan);
+        }
+
+        return NGX_OK;
+    }
+
+    ctx->rl.plan = ngx_oauth2_ratelimit_plan(ctx->request, omcf, &rec->plan);
+
+    if (ctx->rl.plan == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_oauth2_reply_rl(ctx, rr);
+}
+
+
+/* {revoked, consent status, rate limit} of the JWT script */
+
+static ngx_oauth2_outcome_e
+ngx_oauth2_reply_jwt(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
+{
+    ngx_log_t                    *log;
+    redisReply                  **e;
+    ngx_oauth2_record_t          *rec;
+
+    log = ctx->request->connection->log;
+    rec = &ctx->record;
+
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 3
+        || rr->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        goto unexpected;
+    }
+
+    e = rr->element;
+
+    if (e[0]->integer == 1) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "oauth2: JWT \"%V\" of client \"%V\" is revoked",
+                      &ctx->jti, &rec->client_id);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (ngx_oauth2_reply_str(ctx->request->pool, e[1],
+                              &rec->consent_status)
+        != NGX_OK)
+    {
+        goto unexpected;
+    }
+
+    ngx_oauth2_record_consent(rec);
+
+    if (ngx_oauth2_reply_limit(ctx, e[2]) != NGX_OK) {
+        goto unexpected;
+    }
+
+    return NGX_OAUTH2_OK;
+
+unexpected:
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "oauth2: unexpected reply from redis for JWT \"%V\"",
+                  &ctx->jti);
+
+    return NGX_OAUTH2_STORE_UNAVAILABLE;
+}
+
+
+ngx_oauth2_outcome_e
+ngx_oauth2_record_reply(ngx_http_oauth2_ctx_t *ctx, ngx_int_t script,
+    redisReply *rr)
+{
+    u_char                        buf[NGX_OAUTH2_ESCAPE_LEN];
+    time_t                        now, exp;
+    long long                     ttl;
+    ngx_str_t                     exp_str, esc;
+    ngx_log_t                    *log;
+    ngx_pool_t                   *pool;
+    redisReply                  **e;
+    ngx_oauth2_record_t          *rec;
+
+    log = ctx->request->connection->log;
+    pool = ctx->request->pool;
+    rec = &ctx->record;
+
+    if (rr->type == REDIS_REPLY_ERROR) {
+        exp_str.data = (u_char *) rr->str;
+        exp_str.len = rr->len;
+        esc.data = buf;
+        esc.len = ngx_oauth2_escape(buf, &exp_str);
+
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "oauth2: redis answered an error for %V: %V",
+                      &rec->name, &esc);
+        return NGX_OAUTH2_STORE_UNAVAILABLE;
+    }
+
+    if (script == NGX_OAUTH2_SCRIPT_RATELIMIT) {
+        if (ngx_oauth2_reply_rl(ctx, rr) != NGX_OK) {
+            goto unexpected;
+        }
+
+        return NGX_OAUTH2_OK;
+    }
+
+    if (script == NGX_OAUTH2_SCRIPT_JWT) {
+        return ngx_oauth2_reply_jwt(ctx, rr);
+    }
+
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements == 0
+        || rr->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        goto unexpected;
+    }
+
+    e = rr->element;
+
+    if (e[0]->integer == 0) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "oauth2: %V is unknown or has expired", &rec->name);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (rr->elements != 10 || e[1]->type != REDIS_REPLY_INTEGER) {
+        goto unexpected;
+    }
+
+    if (ngx_oauth2_reply_str(pool, e[2], &rec->client_id) != NGX_OK
+        || ngx_oauth2_reply_str(pool, e[3], &rec->scope) != NGX_OK
+        || ngx_oauth2_reply_str(pool, e[4], &rec->plan) != NGX_OK
+        || ngx_oauth2_reply_str(pool, e[5], &rec->consent_id) != NGX_OK
+        || ngx_oauth2_reply_str(pool, e[6], &rec->sub) != NGX_OK
+        || ngx_oauth2_reply_str(pool, e[7], &exp_str) != NGX_OK
+        || ngx_oauth2_reply_str(pool, e[8], &rec->consent_status)
+           != NGX_OK)
+    {
+        goto unexpected;
+    }
+
+    if (ngx_oauth2_record_gate(rec, log) != NGX_OK) {
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    if (ngx_oauth2_record_exp(&exp_str, &rec->expires) != NGX_OK) {
+        esc.data = buf;
+        esc.len = ngx_oauth2_escape(buf, &exp_str);
+
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "oauth2: record of %V has a non-numeric exp \"%V\", "
+                      "token refused (1 to 15 digits expected)",
+                      &rec->name, &esc);
+        return NGX_OAUTH2_INVALID_TOKEN;
+    }
+
+    now = ctx->now;
+
+    if (e[1]->integer > 0) {
+        /* the key's TTL in ms, rounded up to whole seconds, without overflow */
+        ttl = e[1]->integer / 1000 + (e[1]->integer % 1000 != 0);
+        exp = (ttl < (long long) (NGX_MAX_TIME_T_VALUE - now))
+              ? now + (time_t) ttl : NGX_MAX_TIME_T_VALUE;
+
+        if (rec->expires == 0 || exp < rec->expires) {
+            rec->expires = exp;
+        }
+    }
+
+    /* the rate limit, when the script applied one */
+
+    if (ngx_oauth2_reply_limit(ctx, e[9]) != NGX_OK) {
+        goto unexpected;
+    }
+
+    return NGX_OAUTH2_OK;
+
+unexpected:
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "oauth2: unexpected reply from redis for %V", &rec->name);
+
+    return NGX_OAUTH2_STORE_UNAVAILABLE;
+}
+

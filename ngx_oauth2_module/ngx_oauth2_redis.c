@@ -1,100 +1,560 @@
 
 /*
- * ngx_oauth2_module: the worker's Redis connection.
+ * ngx_oauth2_module: calls to Redis, and where Redis is configured.
  *
- * hiredis's async API on nginx's event loop: the hiredis socket is wrapped
- * in an ngx_connection_t whose read and write events call
- * redisAsyncHandleRead() and redisAsyncHandleWrite(); hiredis asks for the
- * events through its ev hooks.  One connection per worker, connected at
- * worker start and again, in the background with a backoff, after any
- * failure.  Nothing here blocks: connect is non-blocking, every request's
- * call has a timer of its own (ngx_http_oauth2_handler.c).
+ * A call (ngx_oauth2_redis_call_t) is what the module asks Redis: a
+ * script with its KEYS and ARGV, or a plain command.  The caller takes a
+ * call from the worker (ngx_oauth2_redis_call_create), fills it, and sends
+ * it; it is answered once through its handler, with the reply or with NULL
+ * when Redis does not answer in oauth2_redis_timeout or the connection is
+ * lost.  The call and its timer belong to this layer: a request that goes
+ * away cancels its call, and the late reply finds no handler.
  *
- * A request waits through a waiter: hiredis's privdata.  A request that
- * goes away (or times out) clears waiter->ctx, so that the late reply
- * only puts the waiter back on the free list.
+ * Scripts are sent as EVALSHA; a NOSCRIPT reply (Redis's script cache was
+ * flushed) sends the call again once as EVAL, which loads the script.
  */
 
 
-#include "ngx_http_oauth2_module.h"
-
-#include <hiredis/hiredis.h>
-#include <hiredis/async.h>
-
-
-#define NGX_OAUTH2_REDIS_DOWN        0
-#define NGX_OAUTH2_REDIS_CONNECTING  1
-#define NGX_OAUTH2_REDIS_READY       2
-
-#define NGX_OAUTH2_BACKOFF_MIN       50
-#define NGX_OAUTH2_BACKOFF_MAX       1000
-
-#define NGX_OAUTH2_SHA1_HEX_LEN      40
-
-typedef struct {
-    char                          *text;
-    size_t                         len;
-    u_char                        *sha;          /* hex SHA-1 of text */
-} ngx_oauth2_script_t;
-
-
-struct ngx_oauth2_redis_s {
-    ngx_http_oauth2_main_conf_t   *omcf;
-    redisAsyncContext             *ac;
-    ngx_connection_t              *conn;
-    ngx_event_t                    reconnect;
-    ngx_event_t                    connect_timer;
-    ngx_msec_t                     backoff;
-    ngx_uint_t                     state;
-    ngx_queue_t                    free_waiters;
-    ngx_pool_t                    *pool;
-    ngx_log_t                     *log;
-    unsigned                       known_down:1;
-    unsigned                       exiting:1;
-};
-
-
-struct ngx_oauth2_waiter_s {
-    ngx_http_oauth2_ctx_t         *ctx;
-    ngx_oauth2_redis_t            *redis;
-    ngx_queue_t                    queue;
-};
-
-
+#include "ngx_oauth2_redis.h"
 #include "ngx_oauth2_scripts.h"
+
 
 #define NGX_OAUTH2_NSCRIPTS                                                   \
     (sizeof(ngx_oauth2_scripts) / sizeof(ngx_oauth2_scripts[0]))
 
-static char    ngx_oauth2_script_load[] = "SCRIPT LOAD";
+#define NGX_OAUTH2_SHA1_HEX_LEN      40
+#define NGX_OAUTH2_MAX_ARGS          32
 
 
-static void ngx_oauth2_redis_connect(ngx_oauth2_redis_t *rd);
-static void ngx_oauth2_redis_reconnect_handler(ngx_event_t *ev);
-static void ngx_oauth2_redis_connect_timeout(ngx_event_t *ev);
-static void ngx_oauth2_redis_on_connect(const redisAsyncContext *ac,
-    int status);
-static void ngx_oauth2_redis_on_disconnect(const redisAsyncContext *ac,
-    int status);
-static void ngx_oauth2_redis_setup_reply(redisAsyncContext *ac, void *reply,
-    void *privdata);
-static ngx_int_t ngx_oauth2_redis_send(ngx_oauth2_redis_t *rd,
-    ngx_oauth2_waiter_t *w, ngx_uint_t eval);
-static void ngx_oauth2_redis_lookup_reply(redisAsyncContext *ac,
-    void *reply, void *privdata);
-static void ngx_oauth2_redis_read_handler(ngx_event_t *ev);
-static void ngx_oauth2_redis_write_handler(ngx_event_t *ev);
-static void ngx_oauth2_redis_add_read(void *privdata);
-static void ngx_oauth2_redis_del_read(void *privdata);
-static void ngx_oauth2_redis_add_write(void *privdata);
-static void ngx_oauth2_redis_del_write(void *privdata);
-static void ngx_oauth2_redis_cleanup(void *privdata);
+static ngx_int_t ngx_oauth2_redis_push(ngx_oauth2_redis_call_t *call,
+    ngx_oauth2_conn_t *conn);
+static ngx_oauth2_conn_t *ngx_oauth2_redis_pick(ngx_oauth2_redis_t *rd);
+static void ngx_oauth2_redis_timeout(ngx_event_t *ev);
+static char *ngx_oauth2_redis_parse_url(ngx_conf_t *cf,
+    ngx_oauth2_redis_conf_t *rcf, ngx_str_t *url);
+
+
+/* the worker's Redis: set up by init_process, gone at exit */
+static ngx_oauth2_redis_t  *ngx_oauth2_redis;
+
+
+/*
+ * oauth2_redis ADDRESS | URL
+ *
+ *   127.0.0.1:6379, [::1]:6379, redis.internal:6379, unix:/path
+ *   redis://[[user]:password@]host[:port][/db]
+ *   rediss://...      (TLS, as oauth2_redis_ssl on)
+ */
+
+char *
+ngx_http_oauth2_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_main_conf_t *omcf = conf;
+
+    ngx_str_t  *value;
+
+    if (omcf->redis.addr.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    return ngx_oauth2_redis_parse_url(cf, &omcf->redis, &value[1]);
+}
+
+
+static char *
+ngx_oauth2_redis_parse_url(ngx_conf_t *cf, ngx_oauth2_redis_conf_t *rcf,
+    ngx_str_t *url)
+{
+    u_char     *p, *at, *colon, *slash, *end;
+    ngx_str_t   s;
+    ngx_url_t   u;
+    ngx_int_t   db;
+
+    rcf->addr = *url;
+
+    s = *url;
+    end = s.data + s.len;
+
+    if (s.len > 8 && ngx_strncasecmp(s.data, (u_char *) "rediss://", 9) == 0)
+    {
+        if (rcf->ssl == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_redis\" \"%V\" asks for TLS but "
+                               "\"oauth2_redis_ssl off\" is set", url);
+            return NGX_CONF_ERROR;
+        }
+
+        rcf->ssl = 1;
+        s.data += 9;
+
+    } else if (s.len > 7
+               && ngx_strncasecmp(s.data, (u_char *) "redis://", 8) == 0)
+    {
+        s.data += 8;
+
+    } else {
+        goto address;
+    }
+
+    /* [[user]:password@] */
+
+    slash = ngx_strlchr(s.data, end, '/');
+    at = NULL;
+
+    for (p = s.data; p < (slash ? slash : end); p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+
+    if (at) {
+        colon = ngx_strlchr(s.data, at, ':');
+
+        if (colon == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"oauth2_redis\" URL \"%V\": "
+                               "user:password@ or :password@ expected",
+                               url);
+            return NGX_CONF_ERROR;
+        }
+
+        rcf->user.data = ngx_pnalloc(cf->pool, colon - s.data + 1);
+        rcf->password.data = ngx_pnalloc(cf->pool, at - colon);
+        if (rcf->user.data == NULL || rcf->password.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = rcf->user.data;
+        ngx_unescape_uri(&p, &s.data, colon - s.data, 0);
+        rcf->user.len = p - rcf->user.data;
+
+        s.data = colon + 1;
+        p = rcf->password.data;
+        ngx_unescape_uri(&p, &s.data, at - colon - 1, 0);
+        rcf->password.len = p - rcf->password.data;
+
+        if (rcf->password.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"oauth2_redis\" URL \"%V\": "
+                               "empty password", url);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data = at + 1;
+    }
+
+    /* [/db] */
+
+    if (slash) {
+        if (slash + 1 < end) {
+            db = ngx_atoi(slash + 1, end - slash - 1);
+
+            if (db == NGX_ERROR || db > 65535) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"oauth2_redis\" URL \"%V\": "
+                                   "the database must be 0 to 65535", url);
+                return NGX_CONF_ERROR;
+            }
+
+            rcf->db = db;
+        }
+
+        end = slash;
+    }
+
+address:
+
+    s.len = end - s.data;
+
+    if (s.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"oauth2_redis\" address \"%V\"", url);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = s;
+    u.default_port = 6379;
+    u.no_resolve = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"oauth2_redis\" address \"%V\"%s%s",
+                           url, u.err ? ": " : "", u.err ? u.err : "");
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.uri.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"oauth2_redis\" address \"%V\": "
+                           "a path is not an address (redis://HOST/DB "
+                           "selects a database)", url);
+        return NGX_CONF_ERROR;
+    }
+
+    rcf->host = u.host;
+    rcf->port = u.port;
+
+    if (u.naddrs) {
+        /* an address, or a unix socket: nothing to resolve */
+        rcf->addrs = u.addrs;
+        rcf->naddrs = u.naddrs;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * oauth2_redis_sentinel ADDRESS ... master=NAME [user=USER]
+ *     [password=PASSWORD];
+ */
+
+char *
+ngx_http_oauth2_sentinel_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_main_conf_t *omcf = conf;
+
+    ngx_str_t                  *value, *v;
+    ngx_url_t                   u;
+    ngx_uint_t                  i;
+    ngx_oauth2_redis_conf_t    *rcf;
+    ngx_oauth2_redis_server_t  *s;
+
+    rcf = &omcf->redis;
+
+    if (rcf->sentinels) {
+        return "is duplicate";
+    }
+
+    rcf->sentinels = ngx_array_create(cf->pool, 3,
+                                      sizeof(ngx_oauth2_redis_server_t));
+    if (rcf->sentinels == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        v = &value[i];
+
+        if (ngx_strncmp(v->data, "master=", 7) == 0) {
+            rcf->master.data = v->data + 7;
+            rcf->master.len = v->len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(v->data, "user=", 5) == 0) {
+            rcf->sentinel_user.data = v->data + 5;
+            rcf->sentinel_user.len = v->len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(v->data, "password=", 9) == 0) {
+            rcf->sentinel_password.data = v->data + 9;
+            rcf->sentinel_password.len = v->len - 9;
+            continue;
+        }
+
+        /* a Sentinel, resolved now: Sentinels do not move */
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url = *v;
+        u.default_port = 26379;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.uri.len
+            || u.naddrs == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid Sentinel address \"%V\" in "
+                               "\"oauth2_redis_sentinel\"%s%s", v,
+                               u.err ? ": " : "", u.err ? u.err : "");
+            return NGX_CONF_ERROR;
+        }
+
+        s = ngx_array_push(rcf->sentinels);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        s->name = *v;
+        s->addrs = u.addrs;
+        s->naddrs = u.naddrs;
+    }
+
+    if (rcf->master.len == 0 || rcf->sentinels->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_redis_sentinel\" needs at least one "
+                           "Sentinel address and master=NAME");
+        return NGX_CONF_ERROR;
+    }
+
+    if ((rcf->sentinel_user.data && rcf->sentinel_user.len == 0)
+        || (rcf->sentinel_password.data && rcf->sentinel_password.len == 0)
+        || (rcf->sentinel_user.len && rcf->sentinel_password.len == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_redis_sentinel\": an empty user or "
+                           "password, or a user without a password");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_redis_timeout TIME [connect_timeout=TIME] */
+
+char *
+ngx_http_oauth2_redis_timeout_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_main_conf_t *omcf = conf;
+
+    ngx_str_t   *value, s;
+    ngx_msec_t   t;
+    ngx_uint_t   i;
+
+    if (omcf->redis.timeout != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        s = value[i];
+
+        if (i > 1 && ngx_strncmp(s.data, "connect_timeout=", 16) == 0) {
+            s.data += 16;
+            s.len -= 16;
+        }
+
+        t = ngx_parse_time(&s, 0);
+
+        if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_redis_timeout\" must be more than "
+                               "0: invalid value \"%V\" (e.g. 500ms, or "
+                               "connect_timeout=2s)", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (i == 1) {
+            omcf->redis.timeout = t;
+
+        } else if (s.data != value[i].data) {
+            omcf->redis.connect_timeout = t;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"oauth2_redis_timeout\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* defaults, the resolver, TLS: once the http block is read */
+
+char *
+ngx_oauth2_redis_init_conf(ngx_conf_t *cf, ngx_http_oauth2_main_conf_t *omcf)
+{
+    ngx_oauth2_redis_conf_t   *rcf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    rcf = &omcf->redis;
+
+    ngx_conf_init_value(rcf->db, 0);
+    ngx_conf_init_msec_value(rcf->timeout, 1000);
+    ngx_conf_init_msec_value(rcf->connect_timeout, rcf->timeout);
+    ngx_conf_init_uint_value(rcf->connections, 1);
+    ngx_conf_init_value(rcf->ssl, 0);
+    ngx_conf_init_value(rcf->ssl_verify, 1);
+    ngx_conf_init_uint_value(rcf->ssl_verify_depth, 1);
+    ngx_conf_init_value(rcf->ssl_server_name, 0);
+
+    if (rcf->ssl_protocols == 0) {
+        rcf->ssl_protocols = NGX_CONF_BITMASK_SET
+                             |NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3;
+    }
+
+    if (rcf->ssl_ciphers.data == NULL) {
+        ngx_str_set(&rcf->ssl_ciphers, "DEFAULT");
+    }
+
+    if (rcf->sentinels && rcf->addr.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_redis\" and \"oauth2_redis_sentinel\" "
+                           "both say where Redis is: keep one (with "
+                           "Sentinel, oauth2_redis_password, "
+                           "oauth2_redis_db and oauth2_redis_ssl apply to "
+                           "the primary)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->sentinels) {
+        ngx_str_set(&rcf->addr, "(the primary Sentinel names)");
+    }
+
+    /* a name: nginx's resolver at run time, or the system's now */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    rcf->resolver_timeout = (clcf->resolver_timeout == NGX_CONF_UNSET_MSEC)
+                            ? 30000 : clcf->resolver_timeout;
+
+    if (rcf->addr.len && rcf->addrs == NULL) {
+
+        if (clcf->resolver && clcf->resolver->connections.nelts) {
+            rcf->resolver = clcf->resolver;
+
+        } else {
+            ngx_url_t  u;
+
+            ngx_memzero(&u, sizeof(ngx_url_t));
+
+            u.url.len = rcf->host.len;
+            u.url.data = rcf->host.data;
+            u.default_port = rcf->port;
+
+            if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"oauth2_redis\" host \"%V\" cannot be "
+                                   "resolved%s%s (or set a \"resolver\" in "
+                                   "the http block to resolve it at run "
+                                   "time)", &rcf->host, u.err ? ": " : "",
+                                   u.err ? u.err : "");
+                return NGX_CONF_ERROR;
+            }
+
+            rcf->addrs = u.addrs;
+            rcf->naddrs = u.naddrs;
+        }
+    }
+
+    if (!rcf->ssl) {
+        return NGX_CONF_OK;
+    }
+
+#if (NGX_HTTP_SSL)
+    {
+    ngx_pool_cleanup_t  *cln;
+
+    rcf->ssl_ctx = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (rcf->ssl_ctx == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rcf->ssl_ctx->log = cf->log;
+
+    if (ngx_ssl_create(rcf->ssl_ctx, rcf->ssl_protocols, NULL) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(rcf->ssl_ctx);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = rcf->ssl_ctx;
+
+    if (ngx_ssl_ciphers(cf, rcf->ssl_ctx, &rcf->ssl_ciphers, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->ssl_certificate.len) {
+
+        if (rcf->ssl_certificate_key.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "no \"oauth2_redis_ssl_certificate_key\" "
+                               "is defined for certificate \"%V\"",
+                               &rcf->ssl_certificate);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_ssl_certificate(cf, rcf->ssl_ctx, &rcf->ssl_certificate,
+                                &rcf->ssl_certificate_key, NULL)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (rcf->ssl_certificate_key.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_redis_ssl_certificate_key\" without "
+                           "\"oauth2_redis_ssl_certificate\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->ssl_verify) {
+
+        if (rcf->ssl_trusted_certificate.len) {
+            if (ngx_ssl_trusted_certificate(cf, rcf->ssl_ctx,
+                                            &rcf->ssl_trusted_certificate,
+                                            rcf->ssl_verify_depth)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+        } else {
+            /* the system's CAs, as for a managed Redis with a public CA */
+
+            SSL_CTX_set_verify_depth(rcf->ssl_ctx->ctx,
+                                     rcf->ssl_verify_depth);
+
+            if (SSL_CTX_set_default_verify_paths(rcf->ssl_ctx->ctx) != 1) {
+                ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                              "SSL_CTX_set_default_verify_paths() failed");
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    if (rcf->ssl_name.len) {
+        /* NUL-terminated, for SSL_set_tlsext_host_name() */
+        rcf->ssl_name.data = ngx_pstrdup(cf->pool, &rcf->ssl_name);
+        if (rcf->ssl_name.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rcf->ssl_name.data = (u_char *) ngx_cpystrn(
+                                 ngx_pnalloc(cf->pool, rcf->ssl_name.len + 1),
+                                 rcf->ssl_name.data, rcf->ssl_name.len + 1)
+                             - rcf->ssl_name.len;
+    }
+    }
+
+    return NGX_CONF_OK;
+
+#else
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "TLS to Redis needs nginx built with "
+                       "--with-http_ssl_module");
+    return NGX_CONF_ERROR;
+
+#endif
+}
 
 
 ngx_int_t
 ngx_oauth2_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_oauth2_main_conf_t *omcf)
 {
+    ngx_uint_t           i;
     ngx_oauth2_redis_t  *rd;
 
     rd = ngx_pcalloc(cycle->pool, sizeof(ngx_oauth2_redis_t));
@@ -103,913 +563,369 @@ ngx_oauth2_redis_init_worker(ngx_cycle_t *cycle,
     }
 
     rd->omcf = omcf;
+    rd->conf = &omcf->redis;
     rd->pool = cycle->pool;
     rd->log = cycle->log;
-    rd->state = NGX_OAUTH2_REDIS_DOWN;
 
-    ngx_queue_init(&rd->free_waiters);
+    ngx_queue_init(&rd->free_calls);
 
-    rd->reconnect.handler = ngx_oauth2_redis_reconnect_handler;
-    rd->reconnect.data = rd;
-    rd->reconnect.log = cycle->log;
-    rd->reconnect.cancelable = 1;
+    rd->nconns = rd->conf->connections;
+    rd->conns = ngx_palloc(cycle->pool,
+                           rd->nconns * sizeof(ngx_oauth2_conn_t));
+    if (rd->conns == NULL) {
+        return NGX_ERROR;
+    }
 
-    rd->connect_timer.handler = ngx_oauth2_redis_connect_timeout;
-    rd->connect_timer.data = rd;
-    rd->connect_timer.log = cycle->log;
-    rd->connect_timer.cancelable = 1;
+    for (i = 0; i < rd->nconns; i++) {
+        ngx_oauth2_conn_init(rd, &rd->conns[i], NGX_OAUTH2_CONN_DATA, i);
+    }
 
-    omcf->redis = rd;
+    ngx_oauth2_redis = rd;
 
-    ngx_oauth2_redis_connect(rd);
+    return ngx_oauth2_topology_init(rd);
+}
+
+
+void
+ngx_oauth2_redis_exit_worker(void)
+{
+    ngx_uint_t           i;
+    ngx_oauth2_redis_t  *rd;
+
+    rd = ngx_oauth2_redis;
+
+    if (rd == NULL) {
+        return;
+    }
+
+    rd->exiting = 1;
+
+    ngx_oauth2_topology_exit(rd);
+
+    for (i = 0; i < rd->nconns; i++) {
+        ngx_oauth2_conn_exit(&rd->conns[i]);
+    }
+
+    ngx_oauth2_redis = NULL;
+}
+
+
+/* a call to fill and send, or NULL when this worker has no Redis */
+
+ngx_oauth2_redis_call_t *
+ngx_oauth2_redis_call_create(void)
+{
+    if (ngx_oauth2_redis == NULL) {
+        return NULL;
+    }
+
+    return ngx_oauth2_redis_call_get(ngx_oauth2_redis);
+}
+
+
+ngx_oauth2_redis_call_t *
+ngx_oauth2_redis_call_get(ngx_oauth2_redis_t *rd)
+{
+    ngx_queue_t              *q;
+    ngx_oauth2_redis_call_t  *call;
+
+    if (!ngx_queue_empty(&rd->free_calls)) {
+        q = ngx_queue_head(&rd->free_calls);
+        ngx_queue_remove(q);
+        call = ngx_queue_data(q, ngx_oauth2_redis_call_t, queue);
+
+    } else {
+        call = ngx_palloc(rd->pool, sizeof(ngx_oauth2_redis_call_t));
+        if (call == NULL) {
+            return NULL;
+        }
+    }
+
+    ngx_memzero(call, sizeof(ngx_oauth2_redis_call_t));
+
+    call->redis = rd;
+    call->log = rd->log;
+    call->script = NGX_OAUTH2_SCRIPT_NONE;
+
+    call->timer.handler = ngx_oauth2_redis_timeout;
+    call->timer.data = call;
+    call->timer.log = rd->log;
+
+    return call;
+}
+
+
+/*
+ * Sends a call on a connection that can take it: NGX_OK, and the handler
+ * will be called; NGX_DECLINED when Redis is known to be unavailable (the
+ * call is released, the handler is not called); NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_oauth2_redis_send(ngx_oauth2_redis_call_t *call)
+{
+    ngx_int_t           rc;
+    ngx_oauth2_conn_t  *conn;
+
+    conn = ngx_oauth2_redis_pick(call->redis);
+
+    if (conn == NULL) {
+        ngx_oauth2_redis_release(call);
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_oauth2_redis_push(call, conn);
+
+    if (rc != NGX_OK) {
+        ngx_oauth2_redis_release(call);
+        return rc;
+    }
+
+    ngx_add_timer(&call->timer, call->redis->conf->timeout);
 
     return NGX_OK;
 }
 
 
-void
-ngx_oauth2_redis_exit_worker(ngx_http_oauth2_main_conf_t *omcf)
+/* the set-up commands of a data connection: SCRIPT LOAD of each script */
+
+ngx_int_t
+ngx_oauth2_redis_setup_calls(ngx_oauth2_conn_t *conn)
 {
-    ngx_oauth2_redis_t  *rd;
-
-    rd = omcf->redis;
-    rd->exiting = 1;
-
-    if (rd->reconnect.timer_set) {
-        ngx_del_timer(&rd->reconnect);
-    }
-
-    if (rd->connect_timer.timer_set) {
-        ngx_del_timer(&rd->connect_timer);
-    }
-
-    if (rd->ac) {
-        rd->state = NGX_OAUTH2_REDIS_DOWN;
-        redisAsyncFree(rd->ac);
-    }
-}
-
-
-static void
-ngx_oauth2_redis_connect(ngx_oauth2_redis_t *rd)
-{
-    int                           n;
-    const char                   *argv[3];
-    size_t                        lens[3];
-    ngx_connection_t             *c;
-    redisAsyncContext            *ac;
-    ngx_http_oauth2_main_conf_t  *omcf;
-
-    omcf = rd->omcf;
-
-    if (omcf->redis_port) {
-        ac = redisAsyncConnect((char *) omcf->redis_host.data,
-                               (int) omcf->redis_port);
-
-    } else {
-        ac = redisAsyncConnectUnix((char *) omcf->redis_host.data);
-    }
-
-    if (ac == NULL) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "oauth2: cannot connect to redis %V: out of memory",
-                      &omcf->redis_addr);
-        rd->known_down = 1;
-        ngx_oauth2_redis_cleanup(rd);
-        return;
-    }
-
-    if (ac->err) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "oauth2: cannot connect to redis %V: %s",
-                      &omcf->redis_addr, ac->errstr);
-        rd->known_down = 1;
-        redisAsyncFree(ac);
-        ngx_oauth2_redis_cleanup(rd);
-        return;
-    }
-
-    c = ngx_get_connection(ac->c.fd, rd->log);
-    if (c == NULL) {
-        rd->known_down = 1;
-        redisAsyncFree(ac);
-        ngx_oauth2_redis_cleanup(rd);
-        return;
-    }
-
-    c->data = rd;
-    c->read->handler = ngx_oauth2_redis_read_handler;
-    c->write->handler = ngx_oauth2_redis_write_handler;
-    c->read->log = rd->log;
-    c->write->log = rd->log;
-
-    rd->ac = ac;
-    rd->conn = c;
-    rd->state = NGX_OAUTH2_REDIS_CONNECTING;
-
-    ac->data = rd;
-    ac->ev.data = rd;
-    ac->ev.addRead = ngx_oauth2_redis_add_read;
-    ac->ev.delRead = ngx_oauth2_redis_del_read;
-    ac->ev.addWrite = ngx_oauth2_redis_add_write;
-    ac->ev.delWrite = ngx_oauth2_redis_del_write;
-    ac->ev.cleanup = ngx_oauth2_redis_cleanup;
-
-    redisAsyncSetConnectCallback(ac, ngx_oauth2_redis_on_connect);
-    redisAsyncSetDisconnectCallback(ac, ngx_oauth2_redis_on_disconnect);
-
-    /*
-     * AUTH, SELECT and SCRIPT LOAD are queued at once: hiredis sends them
-     * when the connection is up, before anything a request sends
-     */
-
-    if (omcf->redis_password.len) {
-        n = 0;
-        argv[n] = "AUTH";
-        lens[n++] = 4;
-
-        if (omcf->redis_user.len) {
-            argv[n] = (char *) omcf->redis_user.data;
-            lens[n++] = omcf->redis_user.len;
-        }
-
-        argv[n] = (char *) omcf->redis_password.data;
-        lens[n++] = omcf->redis_password.len;
-
-        redisAsyncCommandArgv(ac, ngx_oauth2_redis_setup_reply,
-                              "oauth2_redis_password", n, argv, lens);
-    }
-
-    if (omcf->redis_db) {
-        redisAsyncCommand(ac, ngx_oauth2_redis_setup_reply,
-                          "oauth2_redis_db", "SELECT %d",
-                          (int) omcf->redis_db);
-    }
+    size_t                    lens[3];
+    ngx_uint_t                i;
+    const char               *argv[3];
+    ngx_oauth2_redis_call_t  *call;
 
     argv[0] = "SCRIPT";
     lens[0] = 6;
     argv[1] = "LOAD";
     lens[1] = 4;
 
-    /* the reply to the last one says Redis is ready */
+    for (i = 0; i < NGX_OAUTH2_NSCRIPTS; i++) {
 
-    for (n = 0; n < (int) NGX_OAUTH2_NSCRIPTS; n++) {
-        argv[2] = ngx_oauth2_scripts[n].text;
-        lens[2] = ngx_oauth2_scripts[n].len;
-
-        redisAsyncCommandArgv(ac, ngx_oauth2_redis_setup_reply,
-                              n == (int) NGX_OAUTH2_NSCRIPTS - 1
-                              ? ngx_oauth2_script_load : "SCRIPT LOAD",
-                              3, argv, lens);
-    }
-
-    ngx_add_timer(&rd->connect_timer, omcf->redis_timeout);
-}
-
-
-static void
-ngx_oauth2_redis_reconnect_handler(ngx_event_t *ev)
-{
-    ngx_oauth2_redis_t  *rd = ev->data;
-
-    if (rd->exiting || rd->ac) {
-        return;
-    }
-
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, rd->log, 0,
-                   "oauth2: reconnecting to redis");
-
-    ngx_oauth2_redis_connect(rd);
-}
-
-
-static void
-ngx_oauth2_redis_connect_timeout(ngx_event_t *ev)
-{
-    ngx_oauth2_redis_t  *rd = ev->data;
-
-    if (rd->state != NGX_OAUTH2_REDIS_CONNECTING) {
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                  "oauth2: connecting to redis %V timed out",
-                  &rd->omcf->redis_addr);
-
-    rd->known_down = 1;
-    rd->state = NGX_OAUTH2_REDIS_DOWN;
-    redisAsyncFree(rd->ac);
-}
-
-
-/*
- * Drops the connection (a request timed out: Redis is not answering);
- * every request still waiting on it gets the 503 at once.
- */
-
-void
-ngx_oauth2_redis_abort(ngx_http_oauth2_main_conf_t *omcf, const char *reason)
-{
-    ngx_oauth2_redis_t  *rd;
-
-    rd = omcf->redis;
-
-    if (rd == NULL || rd->ac == NULL
-        || rd->state == NGX_OAUTH2_REDIS_DOWN)
-    {
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                  "oauth2: dropping the connection to redis %V: %s",
-                  &omcf->redis_addr, reason);
-
-    rd->known_down = 1;
-    rd->state = NGX_OAUTH2_REDIS_DOWN;
-    redisAsyncFree(rd->ac);
-}
-
-
-static void
-ngx_oauth2_redis_on_connect(const redisAsyncContext *ac, int status)
-{
-    ngx_oauth2_redis_t  *rd = ac->data;
-
-    if (status != REDIS_OK) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "oauth2: cannot connect to redis %V: %s",
-                      &rd->omcf->redis_addr, ac->errstr);
-        rd->known_down = 1;
-        rd->state = NGX_OAUTH2_REDIS_DOWN;
-        return;
-    }
-
-    /*
-     * connected, but not ready: Redis has to answer the set-up commands
-     * first (a stalled Redis accepts connections, and answers nothing)
-     */
-
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, rd->log, 0,
-                   "oauth2: redis connection established");
-}
-
-
-static void
-ngx_oauth2_redis_on_disconnect(const redisAsyncContext *ac, int status)
-{
-    ngx_oauth2_redis_t  *rd = ac->data;
-
-    if (status != REDIS_OK && !rd->exiting) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "oauth2: connection to redis %V lost: %s",
-                      &rd->omcf->redis_addr,
-                      ac->errstr[0] ? ac->errstr : "closed");
-    }
-
-    rd->state = NGX_OAUTH2_REDIS_DOWN;
-}
-
-
-static void
-ngx_oauth2_redis_setup_reply(redisAsyncContext *ac, void *reply,
-    void *privdata)
-{
-    redisReply          *rr = reply;
-    ngx_oauth2_redis_t  *rd = ac->data;
-
-    if (rr == NULL) {
-        return;
-    }
-
-    if (rr->type != REDIS_REPLY_ERROR) {
-
-        if (privdata != ngx_oauth2_script_load
-            || rd->state != NGX_OAUTH2_REDIS_CONNECTING)
-        {
-            return;
-        }
-
-        /* the last of the set-up commands: Redis answers, we are ready */
-
-        if (rd->connect_timer.timer_set) {
-            ngx_del_timer(&rd->connect_timer);
-        }
-
-        if (rd->known_down) {
-            ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
-                          "oauth2: connected to redis %V again",
-                          &rd->omcf->redis_addr);
-        }
-
-        rd->state = NGX_OAUTH2_REDIS_READY;
-        rd->known_down = 0;
-        rd->backoff = 0;
-
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                  "oauth2: redis %V refused %s: %*s",
-                  &rd->omcf->redis_addr, (char *) privdata,
-                  (size_t) rr->len, rr->str);
-
-    if (rd->state != NGX_OAUTH2_REDIS_DOWN) {
-        rd->known_down = 1;
-        rd->state = NGX_OAUTH2_REDIS_DOWN;
-        redisAsyncFree(ac);
-    }
-}
-
-
-ngx_int_t
-ngx_oauth2_redis_call(ngx_http_oauth2_main_conf_t *omcf,
-    ngx_http_oauth2_ctx_t *ctx)
-{
-    ngx_int_t             rc;
-    ngx_queue_t          *q;
-    ngx_oauth2_redis_t   *rd;
-    ngx_oauth2_waiter_t  *w;
-
-    rd = omcf->redis;
-
-    /* while Redis is known to be down, answer at once: no connect wait */
-
-    if (rd == NULL || rd->ac == NULL || rd->known_down
-        || rd->state == NGX_OAUTH2_REDIS_DOWN)
-    {
-        return NGX_DECLINED;
-    }
-
-    if (!ngx_queue_empty(&rd->free_waiters)) {
-        q = ngx_queue_head(&rd->free_waiters);
-        ngx_queue_remove(q);
-        w = ngx_queue_data(q, ngx_oauth2_waiter_t, queue);
-
-    } else {
-        w = ngx_palloc(rd->pool, sizeof(ngx_oauth2_waiter_t));
-        if (w == NULL) {
+        call = ngx_oauth2_redis_call_get(conn->redis);
+        if (call == NULL) {
             return NGX_ERROR;
         }
 
-        w->redis = rd;
-    }
+        call->handler = ngx_oauth2_topology_setup_reply;
+        call->data = conn;
 
-    w->ctx = ctx;
+        argv[2] = ngx_oauth2_scripts[i].text;
+        lens[2] = ngx_oauth2_scripts[i].len;
 
-    rc = ngx_oauth2_redis_send(rd, w, 0);
+        if (ngx_oauth2_conn_send(conn, call, 3, argv, lens) != NGX_OK) {
+            ngx_oauth2_redis_release(call);
+            return NGX_ERROR;
+        }
 
-    if (rc != NGX_OK) {
-        w->ctx = NULL;
-        ngx_queue_insert_head(&rd->free_waiters, &w->queue);
-        return rc;
-    }
-
-    ctx->waiter = w;
-
-    return NGX_AGAIN;
-}
-
-
-/* EVALSHA <sha> <nkeys> <args...>, or EVAL <script> ... after NOSCRIPT */
-
-static ngx_int_t
-ngx_oauth2_redis_send(ngx_oauth2_redis_t *rd, ngx_oauth2_waiter_t *w,
-    ngx_uint_t eval)
-{
-    size_t                 *lens;
-    ngx_uint_t              i;
-    const char            **argv;
-    ngx_oauth2_script_t    *script;
-    ngx_http_oauth2_ctx_t  *ctx;
-
-    ctx = w->ctx;
-    script = &ngx_oauth2_scripts[ctx->script];
-
-    argv = ngx_palloc(ctx->request->pool,
-                      (ctx->nargs + 3) * (sizeof(char *) + sizeof(size_t)));
-    if (argv == NULL) {
-        return NGX_ERROR;
-    }
-
-    lens = (size_t *) &argv[ctx->nargs + 3];
-
-    if (eval) {
-        argv[0] = "EVAL";
-        lens[0] = 4;
-        argv[1] = script->text;
-        lens[1] = script->len;
-
-    } else {
-        argv[0] = "EVALSHA";
-        lens[0] = 7;
-        argv[1] = (char *) script->sha;
-        lens[1] = NGX_OAUTH2_SHA1_HEX_LEN;
-    }
-
-    argv[2] = ctx->nkeys ? "1" : "0";
-    lens[2] = 1;
-
-    for (i = 0; i < ctx->nargs; i++) {
-        argv[i + 3] = (char *) ctx->args[i].data;
-        lens[i + 3] = ctx->args[i].len;
-    }
-
-    if (redisAsyncCommandArgv(rd->ac, ngx_oauth2_redis_lookup_reply, w,
-                              (int) ctx->nargs + 3, argv, lens)
-        != REDIS_OK)
-    {
-        return NGX_DECLINED;
+        conn->setup++;
     }
 
     return NGX_OK;
 }
 
 
-static void
-ngx_oauth2_redis_lookup_reply(redisAsyncContext *ac, void *reply,
-    void *privdata)
+/* EVALSHA <sha> <nkeys> <args...>, or EVAL <text> ... after NOSCRIPT */
+
+static ngx_int_t
+ngx_oauth2_redis_push(ngx_oauth2_redis_call_t *call, ngx_oauth2_conn_t *conn)
 {
-    ngx_oauth2_waiter_t *w = privdata;
+    u_char                nkeys[NGX_INT_T_LEN];
+    size_t                lens[NGX_OAUTH2_MAX_ARGS];
+    ngx_uint_t            i, n;
+    const char           *argv[NGX_OAUTH2_MAX_ARGS];
+    ngx_oauth2_script_t  *script;
 
-    redisReply             *rr = reply;
-    ngx_oauth2_redis_t     *rd;
-    ngx_http_oauth2_ctx_t  *ctx;
-    ngx_oauth2_outcome_e    outcome;
+    n = 0;
 
-    ctx = w->ctx;
-    rd = w->redis;
+    if (call->script != NGX_OAUTH2_SCRIPT_NONE) {
+        script = &ngx_oauth2_scripts[call->script];
 
-    if (ctx == NULL) {
-        /* the request has gone or timed out */
-        ngx_queue_insert_head(&rd->free_waiters, &w->queue);
-        return;
+        if (call->evaled) {
+            argv[0] = "EVAL";
+            lens[0] = 4;
+            argv[1] = script->text;
+            lens[1] = script->len;
+
+        } else {
+            argv[0] = "EVALSHA";
+            lens[0] = 7;
+            argv[1] = (const char *) script->sha;
+            lens[1] = NGX_OAUTH2_SHA1_HEX_LEN;
+        }
+
+        argv[2] = (const char *) nkeys;
+        lens[2] = ngx_sprintf(nkeys, "%ui", call->nkeys) - nkeys;
+
+        n = 3;
     }
 
-    if (rr && rr->type == REDIS_REPLY_ERROR
-        && ngx_strncmp(rr->str, "NOSCRIPT", 8) == 0
-        && rd->state == NGX_OAUTH2_REDIS_READY)
+    if (n + call->nargs > NGX_OAUTH2_MAX_ARGS) {
+        ngx_log_error(NGX_LOG_ALERT, call->log, 0,
+                      "oauth2: a redis call of %ui arguments",
+                      n + call->nargs);
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < call->nargs; i++) {
+        argv[n] = (const char *) call->args[i].data;
+        lens[n++] = call->args[i].len;
+    }
+
+    return ngx_oauth2_conn_send(conn, call, n, argv, lens);
+}
+
+
+/* the connection a call goes to, or NULL */
+
+static ngx_oauth2_conn_t *
+ngx_oauth2_redis_pick(ngx_oauth2_redis_t *rd)
+{
+    ngx_uint_t          i, n;
+    ngx_oauth2_conn_t  *conn, *best;
+
+    /*
+     * round robin over the connections that are up; one still connecting
+     * for the first time (or again at once after it was lost) takes calls
+     * too, they leave once it is ready; one that failed takes none, so
+     * that requests get their 503 at once instead of a wait
+     */
+
+    best = NULL;
+
+    for (i = 0; i < rd->nconns; i++) {
+        n = (rd->next + i) % rd->nconns;
+        conn = &rd->conns[n];
+
+        if (conn->state == NGX_OAUTH2_CONN_READY) {
+            rd->next = n + 1;
+            return conn;
+        }
+
+        if (best == NULL && conn->state != NGX_OAUTH2_CONN_DOWN
+            && !conn->failed)
+        {
+            best = conn;
+        }
+    }
+
+    return best;
+}
+
+
+/*
+ * The reply (or NULL) to a call: its handler, unless it was cancelled.
+ * The reply belongs to the connection: the handler copies what it keeps.
+ */
+
+void
+ngx_oauth2_redis_call_done(ngx_oauth2_redis_call_t *call, redisReply *reply)
+{
+    ngx_oauth2_conn_t           *conn;
+    ngx_oauth2_redis_handler_pt  handler;
+
+    call->conn = NULL;
+
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
+    }
+
+    handler = call->handler;
+
+    if (handler && reply && reply->type == REDIS_REPLY_ERROR
+        && reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
+        && call->script != NGX_OAUTH2_SCRIPT_NONE && !call->evaled)
     {
         /* the script cache was flushed: EVAL loads it again */
 
-        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+        ngx_log_error(NGX_LOG_NOTICE, call->redis->log, 0,
                       "oauth2: redis lost its scripts, loading them again");
 
-        if (ngx_oauth2_redis_send(rd, w, 1) == NGX_OK) {
+        call->evaled = 1;
+        conn = ngx_oauth2_redis_pick(call->redis);
+
+        if (conn && ngx_oauth2_redis_push(call, conn) == NGX_OK) {
+            ngx_add_timer(&call->timer, call->redis->conf->timeout);
             return;
         }
     }
 
-    w->ctx = NULL;
-    ctx->waiter = NULL;
-    ngx_queue_insert_head(&rd->free_waiters, &w->queue);
+    call->handler = NULL;
 
-    if (rr == NULL) {
-        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
-                      "oauth2: redis %V closed the connection before "
-                      "answering%s%s", &rd->omcf->redis_addr,
-                      ac->errstr[0] ? ": " : "", ac->errstr);
-        outcome = NGX_OAUTH2_STORE_UNAVAILABLE;
-
-    } else {
-        outcome = ngx_oauth2_redis_parse(ctx, rr);
+    if (handler) {
+        handler(call, reply);
     }
 
-    ngx_http_oauth2_lookup_done(ctx, outcome);
+    ngx_oauth2_redis_release(call);
 }
 
 
-static ngx_int_t
-ngx_oauth2_redis_copy(ngx_pool_t *pool, redisReply *rr, ngx_str_t *s)
+/* the caller does not want the answer any more (its request is gone) */
+
+void
+ngx_oauth2_redis_cancel(ngx_oauth2_redis_call_t *call)
 {
-    if (rr->type == REDIS_REPLY_NIL) {
-        ngx_str_null(s);
-        return NGX_OK;
+    call->handler = NULL;
+
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
     }
 
-    if (rr->type != REDIS_REPLY_STRING) {
-        return NGX_ERROR;
+    if (call->conn == NULL) {
+        /* not waiting on a connection */
+        ngx_oauth2_redis_release(call);
     }
 
-    s->len = rr->len;
-    s->data = ngx_pnalloc(pool, rr->len);
-
-    if (s->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(s->data, rr->str, rr->len);
-
-    return NGX_OK;
-}
-
-
-/*
- * {state, limit index, remaining, reset s, retry s, unusable keys} of the
- * GCRA script
- */
-
-static ngx_int_t
-ngx_oauth2_redis_parse_rl(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
-{
-    ngx_uint_t        i;
-    redisReply      **e;
-    ngx_oauth2_rl_t  *rl;
-
-    rl = &ctx->rl;
-
-    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 6) {
-        return NGX_ERROR;
-    }
-
-    e = rr->element;
-
-    for (i = 0; i < 6; i++) {
-        if (e[i]->type != REDIS_REPLY_INTEGER || e[i]->integer < 0) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (e[0]->integer != NGX_OAUTH2_RL_ALLOWED
-        && e[0]->integer != NGX_OAUTH2_RL_LIMITED)
-    {
-        return NGX_ERROR;
-    }
-
-    rl->state = (ngx_uint_t) e[0]->integer;
-    rl->limit = (ngx_uint_t) e[1]->integer;
-    rl->remaining = (ngx_int_t) e[2]->integer;
-    rl->reset = (ngx_msec_t) e[3]->integer;
-    rl->retry = (ngx_msec_t) e[4]->integer;
-
-    if (rl->plan && rl->limit >= rl->plan->limits->nelts) {
-        return NGX_ERROR;
-    }
-
-    if (e[5]->integer) {
-        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
-                      "oauth2: %L rate-limit key(s) of client \"%V\", "
-                      "plan \"%V\" held no usable counter and were "
-                      "counted as new", (int64_t) e[5]->integer,
-                      &ctx->record.client_id,
-                      rl->plan ? &rl->plan->name : &ctx->record.plan);
-    }
-
-    return NGX_OK;
-}
-
-
-/* {revoked, consent status, rate limit} of the JWT script */
-
-static ngx_oauth2_outcome_e
-ngx_oauth2_redis_parse_jwt(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
-{
-    ngx_log_t                    *log;
-    redisReply                  **e;
-    ngx_oauth2_record_t          *rec;
-    ngx_http_oauth2_main_conf_t  *omcf;
-
-    log = ctx->request->connection->log;
-    rec = &ctx->record;
-
-    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 3
-        || rr->element[0]->type != REDIS_REPLY_INTEGER)
-    {
-        goto unexpected;
-    }
-
-    e = rr->element;
-
-    if (e[0]->integer == 1) {
-        ngx_log_error(NGX_LOG_INFO, log, 0,
-                      "oauth2: JWT \"%V\" of client \"%V\" is revoked",
-                      &ctx->jti, &rec->client_id);
-        return NGX_OAUTH2_INVALID_TOKEN;
-    }
-
-    if (ngx_oauth2_redis_copy(ctx->request->pool, e[1],
-                              &rec->consent_status)
-        != NGX_OK)
-    {
-        goto unexpected;
-    }
-
-    ngx_oauth2_record_consent(rec);
-
-    omcf = ngx_http_get_module_main_conf(ctx->request,
-                                         ngx_http_oauth2_module);
-
-    if (e[2]->type == REDIS_REPLY_NIL && rec->plan.len && omcf->plans) {
-        /* a plan name that is not configured is still logged */
-        (void) ngx_oauth2_ratelimit_plan(ctx->request, omcf, &rec->plan);
-    }
-
-    if (e[2]->type != REDIS_REPLY_NIL) {
-        ctx->rl.plan = ngx_oauth2_ratelimit_plan(ctx->request, omcf,
-                                                 &rec->plan);
-
-        if (ctx->rl.plan == NULL
-            || ngx_oauth2_redis_parse_rl(ctx, e[2]) != NGX_OK)
-        {
-            goto unexpected;
-        }
-    }
-
-    return NGX_OAUTH2_OK;
-
-unexpected:
-
-    ngx_log_error(NGX_LOG_ERR, log, 0,
-                  "oauth2: unexpected reply from redis for JWT \"%V\"",
-                  &ctx->jti);
-
-    return NGX_OAUTH2_STORE_UNAVAILABLE;
-}
-
-
-ngx_oauth2_outcome_e
-ngx_oauth2_redis_parse(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
-{
-    u_char                        buf[NGX_OAUTH2_ESCAPE_LEN];
-    time_t                        now, exp;
-    long long                     ttl;
-    ngx_str_t                     exp_str, esc;
-    ngx_log_t                    *log;
-    ngx_pool_t                   *pool;
-    redisReply                  **e;
-    ngx_oauth2_record_t          *rec;
-    ngx_http_oauth2_main_conf_t  *omcf;
-
-    log = ctx->request->connection->log;
-    pool = ctx->request->pool;
-    rec = &ctx->record;
-
-    if (rr->type == REDIS_REPLY_ERROR) {
-        exp_str.data = (u_char *) rr->str;
-        exp_str.len = rr->len;
-        esc.data = buf;
-        esc.len = ngx_oauth2_escape(buf, &exp_str);
-
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "oauth2: redis answered an error for token %*s: %V",
-                      6, ctx->hash, &esc);
-        return NGX_OAUTH2_STORE_UNAVAILABLE;
-    }
-
-    if (ctx->script == NGX_OAUTH2_SCRIPT_RATELIMIT) {
-        if (ngx_oauth2_redis_parse_rl(ctx, rr) != NGX_OK) {
-            goto unexpected;
-        }
-
-        return NGX_OAUTH2_OK;
-    }
-
-    if (ctx->script == NGX_OAUTH2_SCRIPT_JWT) {
-        return ngx_oauth2_redis_parse_jwt(ctx, rr);
-    }
-
-    if (rr->type != REDIS_REPLY_ARRAY || rr->elements == 0
-        || rr->element[0]->type != REDIS_REPLY_INTEGER)
-    {
-        goto unexpected;
-    }
-
-    e = rr->element;
-
-    if (e[0]->integer == 0) {
-        ngx_log_error(NGX_LOG_INFO, log, 0,
-                      "oauth2: token %*s is unknown or has expired",
-                      6, ctx->hash);
-        return NGX_OAUTH2_INVALID_TOKEN;
-    }
-
-    if (rr->elements != 10 || e[1]->type != REDIS_REPLY_INTEGER) {
-        goto unexpected;
-    }
-
-    if (ngx_oauth2_redis_copy(pool, e[2], &rec->client_id) != NGX_OK
-        || ngx_oauth2_redis_copy(pool, e[3], &rec->scope) != NGX_OK
-        || ngx_oauth2_redis_copy(pool, e[4], &rec->plan) != NGX_OK
-        || ngx_oauth2_redis_copy(pool, e[5], &rec->consent_id) != NGX_OK
-        || ngx_oauth2_redis_copy(pool, e[6], &rec->sub) != NGX_OK
-        || ngx_oauth2_redis_copy(pool, e[7], &exp_str) != NGX_OK
-        || ngx_oauth2_redis_copy(pool, e[8], &rec->consent_status)
-           != NGX_OK)
-    {
-        goto unexpected;
-    }
-
-    if (ngx_oauth2_record_gate(rec, log) != NGX_OK) {
-        return NGX_OAUTH2_INVALID_TOKEN;
-    }
-
-    if (ngx_oauth2_record_exp(&exp_str, &rec->expires) != NGX_OK) {
-        esc.data = buf;
-        esc.len = ngx_oauth2_escape(buf, &exp_str);
-
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "oauth2: record of %V has a non-numeric exp \"%V\", "
-                      "token refused (1 to 15 digits expected)",
-                      &rec->name, &esc);
-        return NGX_OAUTH2_INVALID_TOKEN;
-    }
-
-    now = ctx->now;
-
-    if (e[1]->integer > 0) {
-        /* the key's TTL in ms, rounded up to whole seconds, without overflow */
-        ttl = e[1]->integer / 1000 + (e[1]->integer % 1000 != 0);
-        exp = (ttl < (long long) (NGX_MAX_TIME_T_VALUE - now))
-              ? now + (time_t) ttl : NGX_MAX_TIME_T_VALUE;
-
-        if (rec->expires == 0 || exp < rec->expires) {
-            rec->expires = exp;
-        }
-    }
-
-    /* the rate limit, when the script applied one */
-
-    omcf = ngx_http_get_module_main_conf(ctx->request,
-                                         ngx_http_oauth2_module);
-
-    if (e[9]->type == REDIS_REPLY_NIL && rec->plan.len && omcf->plans) {
-        /* a plan name that is not configured is still logged */
-        (void) ngx_oauth2_ratelimit_plan(ctx->request, omcf, &rec->plan);
-    }
-
-    if (e[9]->type != REDIS_REPLY_NIL) {
-        ctx->rl.plan = ngx_oauth2_ratelimit_plan(ctx->request, omcf,
-                                                 &rec->plan);
-
-        if (ctx->rl.plan == NULL
-            || ngx_oauth2_redis_parse_rl(ctx, e[9]) != NGX_OK)
-        {
-            goto unexpected;
-        }
-    }
-
-    return NGX_OAUTH2_OK;
-
-unexpected:
-
-    ngx_log_error(NGX_LOG_ERR, log, 0,
-                  "oauth2: unexpected reply from redis for token %*s",
-                  6, ctx->hash);
-
-    return NGX_OAUTH2_STORE_UNAVAILABLE;
+    /* else released when its reply comes, or its connection closes */
 }
 
 
 void
-ngx_oauth2_redis_detach(ngx_http_oauth2_ctx_t *ctx)
+ngx_oauth2_redis_release(ngx_oauth2_redis_call_t *call)
 {
-    if (ctx->waiter) {
-        ctx->waiter->ctx = NULL;
-        ctx->waiter = NULL;
-    }
-}
+    call->handler = NULL;
+    call->data = NULL;
+    call->args = NULL;
 
-
-/* events: nginx's event loop drives hiredis */
-
-static void
-ngx_oauth2_redis_read_handler(ngx_event_t *ev)
-{
-    ngx_connection_t    *c = ev->data;
-    ngx_oauth2_redis_t  *rd = c->data;
-
-    redisAsyncHandleRead(rd->ac);
-}
-
-
-static void
-ngx_oauth2_redis_write_handler(ngx_event_t *ev)
-{
-    ngx_connection_t    *c = ev->data;
-    ngx_oauth2_redis_t  *rd = c->data;
-
-    redisAsyncHandleWrite(rd->ac);
+    ngx_queue_insert_head(&call->redis->free_calls, &call->queue);
 }
 
 
 /*
- * level-triggered: hiredis reads once per call, what it leaves in the
- * socket must wake us again
+ * A call not answered in oauth2_redis_timeout: Redis is not answering.
+ * The call gets NULL, and the connection is dropped and made again: every
+ * other call on it gets NULL at once.
  */
 
 static void
-ngx_oauth2_redis_add_read(void *privdata)
+ngx_oauth2_redis_timeout(ngx_event_t *ev)
 {
-    ngx_oauth2_redis_t  *rd = privdata;
+    u_char                    name[NGX_SOCKADDR_STRLEN + 16];
+    ngx_oauth2_conn_t        *conn;
+    ngx_oauth2_redis_call_t  *call;
 
-    if (rd->conn && !rd->conn->read->active) {
-        if (ngx_add_event(rd->conn->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
-            != NGX_OK)
-        {
-            ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
-                          "oauth2: cannot watch the redis connection");
-        }
-    }
-}
+    call = ev->data;
+    conn = call->conn;
 
+    ngx_log_error(NGX_LOG_ERR, call->log, 0,
+                  "oauth2: %s did not answer within %M ms "
+                  "(oauth2_redis_timeout)",
+                  conn ? (char *) ngx_oauth2_conn_name(conn, name,
+                                                      sizeof(name))
+                       : "redis",
+                  call->redis->conf->timeout);
 
-static void
-ngx_oauth2_redis_del_read(void *privdata)
-{
-    ngx_oauth2_redis_t  *rd = privdata;
+    if (conn) {
+        ngx_log_error(NGX_LOG_ERR, call->redis->log, 0,
+                      "oauth2: dropping the connection to %s: timed out",
+                      name);
 
-    if (rd->conn && rd->conn->read->active) {
-        ngx_del_event(rd->conn->read, NGX_READ_EVENT, 0);
-    }
-}
-
-
-static void
-ngx_oauth2_redis_add_write(void *privdata)
-{
-    ngx_oauth2_redis_t  *rd = privdata;
-
-    if (rd->conn && !rd->conn->write->active) {
-        if (ngx_add_event(rd->conn->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
-            != NGX_OK)
-        {
-            ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
-                          "oauth2: cannot watch the redis connection");
-        }
-    }
-}
-
-
-static void
-ngx_oauth2_redis_del_write(void *privdata)
-{
-    ngx_oauth2_redis_t  *rd = privdata;
-
-    if (rd->conn && rd->conn->write->active) {
-        ngx_del_event(rd->conn->write, NGX_WRITE_EVENT, 0);
-    }
-}
-
-
-/*
- * hiredis is freeing the context (and closes the socket itself): release
- * the ngx_connection_t and plan the next connection
- */
-
-static void
-ngx_oauth2_redis_cleanup(void *privdata)
-{
-    ngx_oauth2_redis_t  *rd = privdata;
-
-    ngx_connection_t  *c;
-
-    c = rd->conn;
-
-    if (c) {
-        if (c->read->active) {
-            ngx_del_event(c->read, NGX_READ_EVENT, 0);
-        }
-
-        if (c->write->active) {
-            ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-        }
-
-        if (c->read->posted) {
-            ngx_delete_posted_event(c->read);
-        }
-
-        if (c->write->posted) {
-            ngx_delete_posted_event(c->write);
-        }
-
-        ngx_free_connection(c);
-        c->fd = (ngx_socket_t) -1;
-    }
-
-    rd->conn = NULL;
-    rd->ac = NULL;
-    rd->state = NGX_OAUTH2_REDIS_DOWN;
-
-    if (rd->connect_timer.timer_set) {
-        ngx_del_timer(&rd->connect_timer);
-    }
-
-    if (rd->exiting || rd->reconnect.timer_set) {
+        /* answers this call, and every other one waiting, with NULL */
+        ngx_oauth2_conn_close(conn, NULL, 1);
         return;
     }
 
-    /*
-     * a connection that was up is tried again at once; one that failed
-     * is retried with a backoff, while requests get their 503 at once
-     */
-
-    if (!rd->known_down) {
-        ngx_add_timer(&rd->reconnect, 1);
-        return;
-    }
-
-    rd->backoff = rd->backoff ? ngx_min(rd->backoff * 2,
-                                        NGX_OAUTH2_BACKOFF_MAX)
-                              : NGX_OAUTH2_BACKOFF_MIN;
-
-    ngx_add_timer(&rd->reconnect, rd->backoff);
+    ngx_oauth2_redis_call_done(call, NULL);
 }

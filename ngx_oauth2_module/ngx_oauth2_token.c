@@ -131,21 +131,31 @@ ngx_oauth2_token_extract(ngx_http_request_t *r, size_t max_len,
 }
 
 
-/* lowercase hex SHA-256: the token's name in Redis, in the cache, in logs */
+/*
+ * The token's SHA-256: its name in Redis (in hex), in the cache, in logs.
+ * The digest is fetched from OpenSSL once per process: EVP_sha256() would
+ * look it up again on every call.
+ */
 
-void
-ngx_oauth2_token_hash(ngx_str_t *token, u_char *hex)
+ngx_int_t
+ngx_oauth2_token_hash(ngx_str_t *token, u_char *digest)
 {
-    u_char        md[EVP_MAX_MD_SIZE];
     unsigned int  len;
 
-    if (EVP_Digest(token->data, token->len, md, &len, EVP_sha256(), NULL)
-        != 1 || len != 32)
-    {
-        /* cannot happen with a working libcrypto; never match anything */
-        ngx_memset(hex, '-', NGX_OAUTH2_TOKEN_HASH_LEN);
-        return;
+    static EVP_MD  *sha256;
+
+    if (sha256 == NULL) {
+        sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+        if (sha256 == NULL) {
+            return NGX_ERROR;
+        }
     }
 
-    ngx_hex_dump(hex, md, 32);
+    if (EVP_Digest(token->data, token->len, digest, &len, sha256, NULL) != 1
+        || len != NGX_OAUTH2_DIGEST_LEN)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

@@ -137,7 +137,7 @@ bad_conf('cache without zone', "oauth2_cache ttl=10s;", '',
          qr/"oauth2_cache" needs zone=NAME:SIZE/);
 
 bad_conf('cache zone too small', "oauth2_cache zone=a:1k;", '',
-         qr/"oauth2_cache" zone "zone=a:1k" is too small/);
+         qr/"oauth2_cache" zone "a" of 1024 bytes is too small: \d+ bytes at least \(8 memory pages\)/);
 
 bad_conf('cache bad ttl', "oauth2_cache zone=a:1m ttl=never;", '',
          qr/invalid parameter "ttl=never" in "oauth2_cache"/);

@@ -138,7 +138,7 @@ GET /accounts
 
 
 
-=== TEST 6: a full zone makes room (LRU), it never fails a request
+=== TEST 6: a full zone makes room (LRU): the oldest entries go, the newest stay, no request fails
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_cache zone=oauth2_small:32k ttl=1h;
@@ -154,8 +154,25 @@ for my $i (1 .. 300) {
     $ok++ if $s == 200;
 }
 Test::More::is($ok, 300, 'every request let through while the zone fills');
+# Redis forgets them all: what is still served comes from the cache
+OAuth2Test::redis('DEL', OAuth2Test::token_key("tok-k6-$_")) for 1 .. 300;
+my ($cached, $gap) = (0, 0);
+for (my $i = 300; $i >= 1; $i--) {
+    my ($s) = OAuth2Test::http_get('/accounts',
+                                   "Authorization: Bearer tok-k6-$i");
+    if ($s == 200) { $cached++; $gap++ if $cached != 301 - $i; }
+}
+Test::More::cmp_ok($cached, '>', 10, "the zone holds entries ($cached)");
+Test::More::cmp_ok($cached, '<', 300, "the zone did not hold all 300: "
+                   . "the oldest were evicted");
+Test::More::is($gap, 0, 'the entries kept are the most recently used');
 --- more_headers
 Authorization: Bearer tok-k6-1
 --- request
 GET /accounts
---- error_code: 200
+--- error_code: 401
+--- no_error_log
+no room
+[alert]
+[crit]
+[emerg]

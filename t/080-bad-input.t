@@ -551,7 +551,7 @@ $::NginxBadRequest
 GET /api?access_token=good-token
 --- error_code: 400
 --- response_body eval
-$::BadRequest
+$::NginxBadRequest
 --- response_headers
 WWW-Authenticate: Bearer realm="api", error="invalid_request"
 
@@ -562,7 +562,7 @@ WWW-Authenticate: Bearer realm="api", error="invalid_request"
 GET /api?access_token=
 --- error_code: 400
 --- response_body eval
-$::BadRequest
+$::NginxBadRequest
 --- response_headers
 WWW-Authenticate: Bearer realm="api", error="invalid_request"
 
@@ -573,7 +573,7 @@ WWW-Authenticate: Bearer realm="api", error="invalid_request"
 GET /api?ACCESS_TOKEN=x
 --- error_code: 400
 --- response_body eval
-$::BadRequest
+$::NginxBadRequest
 --- response_headers
 WWW-Authenticate: Bearer realm="api", error="invalid_request"
 

@@ -15,8 +15,9 @@
 #
 # The module is linked with nginx's own objects, built here with clang and
 # ASan from Debian's nginx 1.22.1 source (the orig tarball of the nginx
-# source package, checked against its SHA-256), the module added with
-# --add-module: this is also the static build of the module.
+# source package, fetched with apt-get source and checked against its
+# SHA-256), the module added with --add-module: this is also the static
+# build of the module.
 #
 # Corpora grow in build/fuzz/corpus/<target> (seeded by util/fuzz/seeds.sh);
 # util/fuzz/regress/<target> holds the inputs that once failed, run first
@@ -34,7 +35,6 @@ build=$top/build/fuzz
 ver=1.22.1
 tarball=nginx_$ver.orig.tar.gz
 sha256=9ebb333a9e82b952acd3e2b4aeb1d4ff6406f72491bab6cd9fe69f0dea737f31
-url=${NGINX_ORIG_URL:-http://deb.debian.org/debian/pool/main/n/nginx/$tarball}
 src=$build/nginx-$ver
 CC=${CC:-clang}
 # UBSan (every check, alignment included) recovers so that
@@ -50,9 +50,42 @@ mkdir -p "$build/dl"
 # 1. nginx's source, once
 
 if [ ! -f "$build/dl/$tarball" ]; then
-    echo "fuzz: fetching $url"
-    curl -fsS --retry 3 -o "$build/dl/$tarball.part" "$url"
-    mv "$build/dl/$tarball.part" "$build/dl/$tarball"
+    # apt-get source, with deb-src entries made from the machine's own deb
+    # entries, in an apt state of our own (the system's is not touched)
+    echo "fuzz: fetching nginx's source with apt-get source"
+    apt=$build/apt
+    rm -rf "$apt"
+    mkdir -p "$apt/parts" "$apt/lists/partial"
+    : > "$apt/sources.list"
+    if [ -f /etc/apt/sources.list ]; then
+        sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' /etc/apt/sources.list \
+            >> "$apt/sources.list"
+    fi
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        sed 's/^Types:.*/Types: deb-src/' "$f" > "$apt/parts/${f##*/}"
+    done
+    for f in /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' "$f" \
+            > "$apt/parts/${f##*/}"
+    done
+    aptopts=(-o Dir::Etc::SourceList="$apt/sources.list"
+             -o Dir::Etc::SourceParts="$apt/parts"
+             -o Dir::State::Lists="$apt/lists"
+             -o APT::Get::List-Cleanup=0 -qq)
+    apt-get "${aptopts[@]}" update >/dev/null 2>&1 || true
+    # the orig tarball is what is needed (a mirror may lack the newest
+    # .dsc of a security update): the candidate first, then bookworm's own
+    for v in "" "=$ver-9"; do
+        (cd "$build/dl" && apt-get "${aptopts[@]}" source --download-only \
+            "nginx$v" >/dev/null 2>&1) || true
+        [ -f "$build/dl/$tarball" ] && break
+    done
+    if [ ! -f "$build/dl/$tarball" ]; then
+        echo "fuzz: apt-get source nginx did not bring $tarball" >&2
+        exit 1
+    fi
 fi
 
 echo "$sha256  $build/dl/$tarball" | sha256sum -c --quiet - || {
@@ -71,7 +104,9 @@ if [ "$(cat "$build/flags" 2>/dev/null)" != "$CC $SAN $DEFS" ]; then
     rm -rf "$src" "$stamp"
 fi
 
-if [ ! -f "$src/objs/Makefile" ]; then
+# and when config (the module's file list) changed
+if [ ! -f "$src/objs/Makefile" ] || [ "$top/config" -nt "$src/objs/Makefile" ]
+then
     rm -rf "$src"
     tar -C "$build" -xzf "$build/dl/$tarball"
     (cd "$src" && ./configure --with-cc="$CC" \

@@ -49,9 +49,11 @@ cases = [
     ("a token of 64 KB (nginx: header too large)", 'eval:"Authorization: Bearer " . ("a" x 65536)', "/api", 400, N, None),
     ("a token of 1 MB (nginx: header too large)", 'eval:"Authorization: Bearer " . ("a" x 1048576)', "/api", 400, N, None),
     ("two Authorization headers", "Authorization: Bearer a\nAuthorization: Bearer b", "/api", 400, N, None),
-    ("access_token in the query string", "query:access_token=good-token", "/api", 400, B, RQ),
-    ("an empty access_token in the query string", "query:access_token=", "/api", 400, B, RQ),
-    ("ACCESS_TOKEN in the query string (any case)", "query:ACCESS_TOKEN=x", "/api", 400, B, RQ),
+    # the module refuses through nginx's access checker: the server's
+    # error_page 400 applies to its 400 too (its headers stay)
+    ("access_token in the query string", "query:access_token=good-token", "/api", 400, N, RQ),
+    ("an empty access_token in the query string", "query:access_token=", "/api", 400, N, RQ),
+    ("ACCESS_TOKEN in the query string (any case)", "query:ACCESS_TOKEN=x", "/api", 400, N, RQ),
     ("Proxy-Authorization only", "Proxy-Authorization: Bearer good-token", "/api", 401, U, R),
     ("JWT alg none", "jwt:none", "/api", 401, U, RI),
     ("JWT HS256 signed with the RSA public key (key confusion)", "jwt:confused", "/api", 401, U, RI),

@@ -2,7 +2,7 @@
 /*
  * Fuzz target: what Redis answers.  The input is bytes on the wire (RESP),
  * read by hiredis's reader, as the worker's connection reads them; each
- * complete reply goes to ngx_oauth2_redis_parse() as the reply of the
+ * complete reply goes to ngx_oauth2_record_reply() as the reply of the
  * script the first byte chooses (lookup, rate limit only, JWT), on a
  * request of the server the second byte chooses.
  *
@@ -103,10 +103,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         r = ngx_oauth2_fuzz_request(server);
         ctx = ngx_oauth2_fuzz_ctx(r);
-        ctx->script = script;
         ngx_str_set(&ctx->jti, "fuzz-jti");
 
-        rc = ngx_oauth2_redis_parse(ctx, reply);
+        rc = ngx_oauth2_record_reply(ctx, script, reply);
 
         if (rc != NGX_OAUTH2_OK
             && rc != NGX_OAUTH2_INVALID_TOKEN
@@ -134,7 +133,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         /* an accepted record passed the gate: nothing that ends a line */
 
-        if (rc == NGX_OAUTH2_OK && ctx->script == NGX_OAUTH2_SCRIPT_LOOKUP
+        if (rc == NGX_OAUTH2_OK && script == NGX_OAUTH2_SCRIPT_LOOKUP
             && (!ngx_oauth2_field_valid(NGX_OAUTH2_FIELD_IDENT,
                                         &ctx->record.client_id)
                 || (ctx->record.sub.len

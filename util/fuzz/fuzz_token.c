@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_http_request_t          *r;
     ngx_oauth2_outcome_e         rc;
     ngx_http_oauth2_loc_conf_t  *olcf;
-    u_char                       hex[NGX_OAUTH2_TOKEN_HASH_LEN];
+    u_char                       digest[NGX_OAUTH2_DIGEST_LEN];
 
     static ngx_str_t  scopes[] = {
         ngx_string("paymentRequest"),
@@ -92,7 +92,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
 
-        ngx_oauth2_token_hash(&token, hex);
+        if (ngx_oauth2_token_hash(&token, digest) != NGX_OK) {
+            abort();
+        }
         (void) ngx_oauth2_jwt_is_compact(&token);
 
         /* a token is RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." /

@@ -221,7 +221,7 @@ ngx_oauth2_fuzz_ctx(ngx_http_request_t *r)
     }
 
     ctx->request = r;
-    ngx_memset(ctx->hash, 'f', NGX_OAUTH2_TOKEN_HASH_LEN);
+    ngx_memset(ctx->digest, 0xff, NGX_OAUTH2_DIGEST_LEN);
     ctx->now = ngx_time();
     ngx_str_set(&ctx->record.name, "token ffffff");
 
