@@ -36,6 +36,7 @@ DEB_FILE     := $(BUILD)/$(DEB_NAME)_$(DEB_VERSION)_$(DEB_ARCH).deb
 DEB_TREE     := $(BUILD)/deb/$(DEB_NAME)-$(DEB_VERSION)
 DEB_INPUTS   := $(SOURCES) $(wildcard util/debian/* util/debian/*/*) \
                 README.md $(wildcard docs/*.md examples/* examples/*/*)
+# util/debian/control's Build-Depends (dpkg-buildpackage checks them)
 DEB_BUILD_DEPS := debhelper dpkg-dev nginx-dev libhiredis-dev \
                   libjansson-dev libjwt-dev libssl-dev gcc make
 
