@@ -7,6 +7,8 @@
 #   make bench           throughput and latency of each path (wrk)
 #   make test-valgrind   the suites with nginx under valgrind memcheck
 #   make fuzz            libFuzzer + ASan/UBSan targets, FUZZ_TIME s each
+#   make deb             build/libnginx-mod-http-oauth2_VERSION_ARCH.deb
+#                        (util/debian; VERSION from util/debian/changelog)
 
 SHELL        := /bin/bash
 BUILD        := $(CURDIR)/build
@@ -25,10 +27,23 @@ DEB_PACKAGES := nginx-dev nginx libhiredis-dev libjansson-dev \
 TEST_NGINX_LIB := $(shell perl -MTest::Nginx::Socket -e1 2>/dev/null \
                     || echo $(CURDIR)/util/test-nginx/lib)
 
+# the Debian package: util/debian is the debian/ directory of a build tree
+# in build/deb; the version is the one of util/debian/changelog's first line
+DEB_NAME     := libnginx-mod-http-oauth2
+DEB_VERSION  := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' util/debian/changelog)
+DEB_ARCH     := $(shell dpkg --print-architecture)
+DEB_FILE     := $(BUILD)/$(DEB_NAME)_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_TREE     := $(BUILD)/deb/$(DEB_NAME)-$(DEB_VERSION)
+DEB_INPUTS   := $(SOURCES) $(wildcard util/debian/* util/debian/*/*) \
+                README.md $(wildcard docs/*.md examples/* examples/*/*)
+# util/debian/control's Build-Depends (dpkg-buildpackage checks them)
+DEB_BUILD_DEPS := debhelper dpkg-dev nginx-dev libhiredis-dev \
+                  libjansson-dev libjwt-dev libssl-dev gcc make
+
 FUZZ_TIME    ?= 20
 FUZZ_TARGETS ?= token redis jwt
 
-.PHONY: all deps test test-valgrind fuzz run stop bench clean
+.PHONY: all deps deb test test-valgrind fuzz run stop bench clean
 
 all: $(MODULE)
 
@@ -94,6 +109,23 @@ fuzz:
 	@$(MAKE) --no-print-directory deps \
 	    DEB_PACKAGES="$(DEB_PACKAGES) clang libclang-rt-14-dev binutils"
 	@util/fuzz.sh $(FUZZ_TIME) $(FUZZ_TARGETS)
+
+# Debian's way of building a third-party module: dpkg-buildpackage with
+# dh-sequence-nginx (from nginx-dev) in a copy of the sources
+deb: $(DEB_FILE)
+
+$(DEB_FILE): $(DEB_INPUTS)
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_BUILD_DEPS)"
+	rm -rf $(BUILD)/deb && mkdir -p $(DEB_TREE)/examples
+	cp -r config ngx_oauth2_module README.md docs $(DEB_TREE)/
+	cp -r examples/nginx.conf examples/sites-available $(DEB_TREE)/examples/
+	cp -r util/debian $(DEB_TREE)/debian
+	cd $(DEB_TREE) && env -u MAKEFLAGS -u MFLAGS \
+	    dpkg-buildpackage -b -us -uc > $(BUILD)/deb/build.log 2>&1 \
+	    || { tail -40 $(BUILD)/deb/build.log; \
+	         echo "make deb: see $(BUILD)/deb/build.log"; exit 1; }
+	cp $(BUILD)/deb/$(notdir $(DEB_FILE)) $(DEB_FILE)
+	@echo "$(DEB_FILE)"
 
 run: deps $(MODULE)
 	@NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) util/demo.sh start
