@@ -22,6 +22,16 @@ DEB_PACKAGES := nginx-dev nginx libhiredis-dev libjansson-dev \
                 libtest-longstring-perl liblist-moreutils-perl \
                 libipc-run-perl liburi-perl curl openssl gcc make
 
+# the compiler and linker flags Debian builds its packages with
+# (dpkg-buildflags, from dpkg-dev), or the same by hand where it is missing
+HARDENING    := DEB_BUILD_MAINT_OPTIONS=hardening=+all
+CC_OPT       ?= $(shell $(HARDENING) dpkg-buildflags --get CFLAGS 2>/dev/null \
+                  && $(HARDENING) dpkg-buildflags --get CPPFLAGS 2>/dev/null \
+                  || echo -g -O2 -fstack-protector-strong -Wformat \
+                          -Werror=format-security -D_FORTIFY_SOURCE=2)
+LD_OPT       ?= $(shell $(HARDENING) dpkg-buildflags --get LDFLAGS 2>/dev/null \
+                  || echo -Wl,-z,relro -Wl,-z,now)
+
 # Test::Nginx: the real one (openresty/test-nginx) when it is on PERL5LIB,
 # otherwise the project's compatible runner in util/test-nginx.
 TEST_NGINX_LIB := $(shell perl -MTest::Nginx::Socket -e1 2>/dev/null \
@@ -77,8 +87,8 @@ $(MODULE): $(SOURCES)
 	        cd $(BUILD)/nginx-src && \
 	        . ./conf_flags && \
 	        ./configure "$${NGX_CONF_FLAGS[@]}" \
-	            --with-cc-opt='-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2' \
-	            --with-ld-opt='-Wl,-z,relro -Wl,-z,now -fPIC' \
+	            --with-cc-opt="$(CC_OPT) -fPIC" \
+	            --with-ld-opt="$(LD_OPT) -fPIC" \
 	            --add-dynamic-module=$(CURDIR) > $(BUILD)/configure.log \
 	        || { cat $(BUILD)/configure.log; exit 1; }; \
 	    fi; \
