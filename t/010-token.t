@@ -4,21 +4,13 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 
 our $Unauthorized = '{"httpCode":"401","httpMessage":"Unauthorized",'
     . '"moreInformation":"This server could not verify that you are '
     . 'authorized to access the URL"}';
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->http_config) {
-        $block->set_value('http_config',
-                          "oauth2_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT;\n");
-    }
-
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
+my $default_config = <<'_EOC_';
     location /api {
         oauth2 on;
         oauth2_consent off;
@@ -31,12 +23,11 @@ add_block_preprocessor(sub {
         return 200 "who=$http_x_who\n";
     }
 _EOC_
-    }
 
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    http_config => "oauth2_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT;\n",
+    config => $default_config,
+);
 
 no_shuffle();
 run_tests();

@@ -8,6 +8,7 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 use OAuth2JWT;
 
 our $Unauthorized = '{"httpCode":"401","httpMessage":"Unauthorized",'
@@ -51,20 +52,14 @@ our %T;
     );
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->http_config) {
-        $block->set_value('http_config', <<'_EOC_');
+my $default_http_config = <<'_EOC_';
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_jwt_key HS256 $TEST_NGINX_JWT_DIR/hs.secret;
     oauth2_plan p1 100r/h;
     oauth2_default_plan p1;
 _EOC_
-    }
 
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
+my $default_config = <<'_EOC_';
     location /api {
         oauth2 on;
         oauth2_scope accounts;
@@ -88,12 +83,11 @@ _EOC_
         return 200 "client=$http_x_client_id name=$http_x_name injected=$http_x_injected\n";
     }
 _EOC_
-    }
 
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    http_config => $default_http_config,
+    config => $default_config,
+);
 
 no_shuffle();
 run_tests();

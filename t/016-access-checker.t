@@ -7,6 +7,7 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 
 our $Unauthorized = '{"httpCode":"401","httpMessage":"Unauthorized",'
     . '"moreInformation":"This server could not verify that you are '
@@ -14,20 +15,14 @@ our $Unauthorized = '{"httpCode":"401","httpMessage":"Unauthorized",'
 our $Forbidden = '{"httpCode":"403","httpMessage":"Forbidden",'
     . '"moreInformation":"Forbidden"}';
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->http_config) {
-        $block->set_value('http_config', <<'_EOC_');
+my $default_http_config = <<'_EOC_';
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_plan one 1r/h;
 _EOC_
-    }
 
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    http_config => $default_http_config,
+);
 
 no_shuffle();
 run_tests();

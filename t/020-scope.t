@@ -4,30 +4,29 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 
 our $Forbidden = '{"httpCode":"403","httpMessage":"Forbidden",'
     . '"moreInformation":"Forbidden"}';
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->http_config) {
-        $block->set_value('http_config', <<'_EOC_');
+my $default_http_config = <<'_EOC_';
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_consent off;
 _EOC_
-    }
 
-    $block->set_value('config', $block->config . <<'_EOC_');
+my $backend = <<'_EOC_';
     location /backend {
         return 200 "ok $http_x_scope\n";
     }
 _EOC_
 
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    http_config => $default_http_config,
+    more => sub {
+        my $block = shift;
+        $block->set_value('config', $block->config . $backend);
+    },
+);
 
 no_shuffle();
 run_tests();

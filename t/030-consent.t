@@ -6,20 +6,12 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 
 our $Forbidden = '{"httpCode":"403","httpMessage":"Forbidden",'
     . '"moreInformation":"Forbidden"}';
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->http_config) {
-        $block->set_value('http_config',
-                          "oauth2_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT;\n");
-    }
-
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
+my $default_config = <<'_EOC_';
     location /accounts {
         oauth2 on;
         oauth2_scope accounts;
@@ -32,16 +24,12 @@ add_block_preprocessor(sub {
         return 200 "consent=$http_x_consent\n";
     }
 _EOC_
-    }
 
-    if (!defined $block->request) {
-        $block->set_value('request', "GET /accounts\n");
-    }
-
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    http_config => "oauth2_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT;\n",
+    config => $default_config,
+    request => "GET /accounts\n",
+);
 
 no_shuffle();
 run_tests();

@@ -5,16 +5,13 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 
 our $Unavailable = '{"httpCode":"503","httpMessage":"Service Unavailable",'
     . '"moreInformation":"The service is temporarily unavailable, please '
     . 'retry later"}';
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
+my $default_config = <<'_EOC_';
     location /api {
         oauth2 on;
         oauth2_consent off;
@@ -30,16 +27,11 @@ add_block_preprocessor(sub {
         return 200 "ok\n";
     }
 _EOC_
-    }
 
-    if (!defined $block->request) {
-        $block->set_value('request', "GET /api\n");
-    }
-
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    config => $default_config,
+    request => "GET /api\n",
+);
 
 # A "blackhole" Redis: a listening socket whose accept queue is full, so that
 # connecting to it hangs (SYNs are dropped) instead of being refused.  Made

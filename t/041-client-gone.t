@@ -8,6 +8,7 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(sleep);
@@ -37,33 +38,26 @@ sub clients_leave {
     waitpid($_, 0) for @pids;
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->http_config) {
-        $block->set_value('http_config', <<'_EOC_');
+my $default_http_config = <<'_EOC_';
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_redis_timeout 5s;
     oauth2_plan p 1000r/s;
     oauth2_default_plan p;
 _EOC_
-    }
 
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
+my $default_config = <<'_EOC_';
     location /api {
         oauth2 on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
     location /backend { return 200 "in\n"; }
 _EOC_
-    }
 
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log',
-                          "[alert]\n[crit]\n[emerg]\nexited on signal\n");
-    }
-});
+OAuth2Blocks::defaults(
+    http_config => $default_http_config,
+    config => $default_config,
+    no_error_log => "[alert]\n[crit]\n[emerg]\nexited on signal\n",
+);
 
 no_shuffle();
 run_tests();

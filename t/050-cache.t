@@ -5,19 +5,14 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->http_config) {
-        $block->set_value('http_config', <<'_EOC_');
+my $default_http_config = <<'_EOC_';
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_cache zone=oauth2_tokens:1m ttl=2s;
 _EOC_
-    }
 
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
+my $default_config = <<'_EOC_';
     location /accounts {
         oauth2 on;
         oauth2_scope accounts;
@@ -31,12 +26,11 @@ _EOC_
     }
     location /backend { return 200 "who=$http_x_who\n"; }
 _EOC_
-    }
 
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    http_config => $default_http_config,
+    config => $default_config,
+);
 
 no_shuffle();
 run_tests();

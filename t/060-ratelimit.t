@@ -5,6 +5,7 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 
 our $TooMany = '{"httpCode":"429","httpMessage":"Too Many Requests",'
     . '"moreInformation":"Rate Limit exceeded"}';
@@ -19,21 +20,15 @@ for my $name (qw(LOCAL ALLOW DENY)) {
 }
 END { OAuth2Test::stop_private_redis($_) for values %Private }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->http_config) {
-        $block->set_value('http_config', <<'_EOC_');
+my $default_http_config = <<'_EOC_';
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_consent off;
     oauth2_plan bronze 3r/m;
     oauth2_plan gold 100r/m 2r/s;
     oauth2_default_plan bronze;
 _EOC_
-    }
 
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
+my $default_config = <<'_EOC_';
     location /api {
         oauth2 on;
         add_header X-OAuth2-Status $oauth2_status always;
@@ -68,12 +63,11 @@ _EOC_
         return 200 "ok\n";
     }
 _EOC_
-    }
 
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    http_config => $default_http_config,
+    config => $default_config,
+);
 
 no_shuffle();
 run_tests();

@@ -9,6 +9,7 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 use OAuth2JWT;
 
 our $Unavailable = '{"httpCode":"503","httpMessage":"Service Unavailable",'
@@ -32,22 +33,16 @@ our %T = (
                                           plan => 'one' }),
 );
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->http_config) {
-        $block->set_value('http_config', <<'_EOC_');
+my $default_http_config = <<'_EOC_';
     oauth2_redis 127.0.0.1:$TEST_NGINX_DEAD_PORT;
     oauth2_redis_timeout 300ms;
     oauth2_jwt_key HS256 $TEST_NGINX_JWT_DIR/hs.secret;
     oauth2_plan one 1r/h;
 _EOC_
-    }
 
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    http_config => $default_http_config,
+);
 
 no_shuffle();
 run_tests();

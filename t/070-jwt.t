@@ -6,6 +6,7 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 use OAuth2JWT;
 
 our $Unauthorized = '{"httpCode":"401","httpMessage":"Unauthorized",'
@@ -103,11 +104,7 @@ our %T;   # tokens, made before nginx starts (request eval runs early)
     $T{big} = $big;
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->http_config) {
-        $block->set_value('http_config', <<'_EOC_');
+my $default_http_config = <<'_EOC_';
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_jwt_key HS256 $TEST_NGINX_JWT_DIR/hs.secret;
     oauth2_jwt_key RS256 $TEST_NGINX_JWT_DIR/rsa.pub kid=rsa1;
@@ -116,10 +113,8 @@ add_block_preprocessor(sub {
     oauth2_jwt_key HS384 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx kid=hs384;
     oauth2_plan bronze 2r/m;
 _EOC_
-    }
 
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
+my $default_config = <<'_EOC_';
     oauth2_token_type jwt;
     oauth2_consent off;
     oauth2_jwt_issuer https://as.bank;
@@ -156,20 +151,13 @@ _EOC_
         return 200 "who=$http_x_who\n";
     }
 _EOC_
-    }
 
-    if (!defined $block->request) {
-        $block->set_value('request', "GET /api\n");
-    }
-
-    if (!defined $block->error_code) {
-        $block->set_value('error_code', 401);
-    }
-
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    http_config => $default_http_config,
+    config => $default_config,
+    request => "GET /api\n",
+    error_code => 401,
+);
 
 no_shuffle();
 run_tests();

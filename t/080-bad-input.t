@@ -8,6 +8,7 @@ use Test::Nginx::Socket 'no_plan';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2Blocks;
 use OAuth2JWT;
 
 our $Unauthorized = '{"httpCode":"401","httpMessage":"Unauthorized",'
@@ -89,10 +90,7 @@ sub seed {
                            consent_id => 'c-list');
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    $block->set_value('http_config', <<'_EOC_');
+my $http_config = <<'_EOC_';
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_jwt_key HS256 $TEST_NGINX_JWT_DIR/hs.secret;
     oauth2_jwt_key RS256 $TEST_NGINX_JWT_DIR/rsa.pub kid=rsa1;
@@ -100,7 +98,7 @@ add_block_preprocessor(sub {
     oauth2_default_plan standard;
 _EOC_
 
-    $block->set_value('config', <<'_EOC_');
+my $config = <<'_EOC_';
     error_page 400 494 =400 /oauth2-errors/400.json;
 
     location /oauth2-errors/ {
@@ -121,12 +119,14 @@ _EOC_
     }
 _EOC_
 
-    $block->set_value('init', 'main::seed();') unless defined $block->init;
-
-    if (!defined $block->no_error_log) {
-        $block->set_value('no_error_log', "[alert]\n[crit]\n[emerg]\n");
-    }
-});
+OAuth2Blocks::defaults(
+    init => 'main::seed();',
+    more => sub {
+        my $block = shift;
+        $block->set_value('http_config', $http_config);
+        $block->set_value('config', $config);
+    },
+);
 
 no_shuffle();
 run_tests();
