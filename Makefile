@@ -18,7 +18,8 @@ DEB_PACKAGES := nginx-dev nginx libhiredis-dev libjansson-dev \
                 libjwt-dev libssl-dev libpcre2-dev zlib1g-dev redis-server \
                 redis-tools libtest-base-perl libtext-diff-perl \
                 libtest-longstring-perl liblist-moreutils-perl \
-                libipc-run-perl liburi-perl curl openssl gcc make
+                libipc-run-perl liburi-perl libio-socket-ssl-perl curl \
+                openssl gcc make
 
 # Test::Nginx: the real one (openresty/test-nginx) when it is on PERL5LIB,
 # otherwise the project's compatible runner in util/test-nginx.
