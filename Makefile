@@ -20,7 +20,8 @@ DEB_PACKAGES := nginx-dev nginx libhiredis-dev libjansson-dev \
                 libjwt-dev libssl-dev libpcre2-dev zlib1g-dev redis-server \
                 redis-tools libtest-base-perl libtext-diff-perl \
                 libtest-longstring-perl liblist-moreutils-perl \
-                libipc-run-perl liburi-perl curl openssl gcc make
+                libipc-run-perl liburi-perl libio-socket-ssl-perl curl \
+                openssl gcc make
 
 # the compiler and linker flags Debian builds its packages with
 # (dpkg-buildflags, from dpkg-dev), or the same by hand where it is missing
