@@ -169,7 +169,14 @@ ngx_oauth2_conn_connect(ngx_oauth2_conn_t *conn, ngx_oauth2_endpoint_t *ep)
     c->data = conn;
     c->read->handler = ngx_oauth2_conn_read_handler;
     c->write->handler = ngx_oauth2_conn_write_handler;
-    c->pool = NULL;
+
+    /* the connection's own: TLS allocates from it */
+
+    c->pool = ngx_create_pool(1024, rd->log);
+    if (c->pool == NULL) {
+        ngx_oauth2_conn_close(conn, "out of memory", 1);
+        return;
+    }
 
     conn->state = NGX_OAUTH2_CONN_CONNECTING;
     conn->len = 0;
@@ -762,6 +769,11 @@ ngx_oauth2_conn_close(ngx_oauth2_conn_t *conn, const char *reason,
             (void) ngx_ssl_shutdown(c);
         }
 #endif
+        if (c->pool) {
+            ngx_destroy_pool(c->pool);
+            c->pool = NULL;
+        }
+
         ngx_close_connection(c);
     }
 
