@@ -413,7 +413,7 @@ ngx_oauth2_redis_init_conf(ngx_conf_t *cf, ngx_http_oauth2_main_conf_t *omcf)
     rcf->resolver_timeout = (clcf->resolver_timeout == NGX_CONF_UNSET_MSEC)
                             ? 30000 : clcf->resolver_timeout;
 
-    if (rcf->addr.len && rcf->addrs == NULL) {
+    if (rcf->sentinels == NULL && rcf->addr.len && rcf->addrs == NULL) {
 
         if (clcf->resolver && clcf->resolver->connections.nelts) {
             rcf->resolver = clcf->resolver;
@@ -804,8 +804,11 @@ ngx_oauth2_redis_pick(ngx_oauth2_redis_t *rd)
             return conn;
         }
 
-        if (best == NULL && conn->state != NGX_OAUTH2_CONN_DOWN
-            && !conn->failed)
+        /* its set-up is queued already: calls go after it */
+
+        if (best == NULL && !conn->failed
+            && (conn->state == NGX_OAUTH2_CONN_CONNECTING
+                || conn->state == NGX_OAUTH2_CONN_SETUP))
         {
             best = conn;
         }

@@ -33,10 +33,16 @@ work=$(mktemp -d /tmp/oauth2-test.XXXXXX)
 redis_port=$(free_port)
 
 cleanup() {
+    local pid
     if [ -f "$work/redis.pid" ]; then
-        kill "$(cat "$work/redis.pid")" 2>/dev/null || true
+        pid=$(cat "$work/redis.pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
     fi
-    rm -rf "$work"
+    rm -rf "$work" || true
 }
 trap cleanup EXIT
 

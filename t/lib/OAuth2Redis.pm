@@ -334,6 +334,7 @@ END { stop_all() }
 # OAuth2Redis->start(%o): a redis-server of the test's own; waits until it
 # answers PING (and, for a replica, until its link to the primary is up).
 #   port => N            the port (default: a free one; the TLS port with tls)
+#   host => 127.0.0.N    the loopback address it binds (default 127.0.0.1)
 #   tls => 1             TLS only (port 0, tls-port); tls_auth_clients =>
 #                        'no' (default) | 'optional' | 'yes';
 #                        expired => 1 serves the expired certificate;
@@ -356,6 +357,7 @@ sub start {
     $self->{pki} = $o{pki} || pki() if $o{tls};
     $self->{tls_auth_clients} //= 'no' if $o{tls};
     $self->{fixed_port} = $o{port};
+    $self->{host} = $o{host};
     for my $try (1 .. 3) {
         $self->{port} = $o{port} || free_port($o{ipv6});
         $self->_write_conf;
@@ -373,7 +375,8 @@ sub _write_conf {
     my ($self) = @_;
     my $d = $self->{dir};
     my @c = ('# made by t/lib/OAuth2Redis.pm',
-             'bind 127.0.0.1' . ($self->{ipv6} ? ' ::1' : ''),
+             'bind ' . ($self->{host} // '127.0.0.1')
+             . ($self->{ipv6} ? ' ::1' : ''),
              'daemonize no', "logfile $d/redis.log", 'loglevel notice',
              'appendonly no', 'enable-debug-command local',
              'repl-diskless-sync-delay 0',
@@ -472,7 +475,7 @@ sub is_tls { $_[0]{tls} ? 1 : 0 }
 sub running { my $p = $_[0]{pid}; $p && $Running{$p} ? 1 : 0 }
 
 # "127.0.0.1:PORT", for an nginx configuration
-sub addr   { "127.0.0.1:$_[0]{port}" }
+sub addr   { ($_[0]{host} // '127.0.0.1') . ":$_[0]{port}" }
 
 # stop([$signal]): TERM by default; waits for the exit (KILL after 10 s)
 sub stop {
@@ -530,7 +533,7 @@ sub cli_args {
     if (defined(my $s = $g->('socket', undef))) {
         push @a, '-s', $s;
     } else {
-        push @a, '-h', $g->('host', '127.0.0.1'),
+        push @a, '-h', $g->('host', $self->{host} // '127.0.0.1'),
                  '-p', $g->('port', $self->{port});
     }
     if ($g->('tls', $self->{tls})) {
@@ -616,7 +619,7 @@ sub connect {
         my $insecure = $g->('insecure', $self->{expired});
         my $verr;
         $sock = IO::Socket::SSL->new(
-            PeerHost => $g->('host', '127.0.0.1'),
+            PeerHost => $g->('host', $self->{host} // '127.0.0.1'),
             PeerPort => $g->('port', $self->{port}),
             Timeout => $timeout,
             SSL_ca_file => $g->('cacert', $p->{ca}),
@@ -638,7 +641,9 @@ sub connect {
                  . IO::Socket::SSL::errstr()
                  . (defined $verr ? " ($verr)" : '') . "\n";
     } else {
-        $sock = IO::Socket::IP->new(PeerHost => $g->('host', '127.0.0.1'),
+        $sock = IO::Socket::IP->new(PeerHost => $g->('host',
+                                                     $self->{host}
+                                                     // '127.0.0.1'),
                                     PeerPort => $g->('port', $self->{port}),
                                     Timeout => $timeout)
             or die "connect $self->{port}: $@\n";

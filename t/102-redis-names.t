@@ -1,0 +1,167 @@
+# Where Redis is, in the other ways: a name resolved by nginx's resolver
+# at run time (a DNS server of the test's own: when the name moves, the
+# module follows), IPv6, a unix socket, redis:// URLs, and several
+# connections per worker.
+#
+# Plain Test::More: its own DNS server, Redis servers and nginx.
+
+use strict;
+use warnings;
+
+use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Digest::SHA qw(sha256_hex);
+use Time::HiRes qw(time sleep);
+use OAuth2Redis;
+use OAuth2Nginx;
+use OAuth2DNS;
+
+$ENV{TEST_NGINX_LOAD_MODULES}
+    or plan skip_all => 'run by util/run-tests.sh';
+
+sub seed {
+    my ($r, $token, $client) = @_;
+    my $key = 'oauth2:token:' . sha256_hex($token);
+    $r->command('HSET', $key, client_id => $client, scope => 'accounts');
+    $r->command('EXPIRE', $key, 3600);
+}
+
+sub gateway {
+    my ($conf, %o) = @_;
+    return OAuth2Nginx->start(%o, http => <<"_EOC_");
+    $conf
+    oauth2_consent off;
+    server {
+        listen 127.0.0.1:\$PORT;
+        location /api {
+            oauth2 on;
+            proxy_set_header X-Client-Id \$oauth2_client_id;
+            proxy_pass http://127.0.0.1:\$PORT/backend;
+        }
+        location /backend { return 200 "\$http_x_client_id"; }
+    }
+_EOC_
+}
+
+# the body of the first 200 within $secs, or ''
+sub served {
+    my ($n, $token, $secs) = @_;
+    my $until = time + ($secs // 3);
+    while (time < $until) {
+        my ($s, undef, $b) = $n->request('/api', "Authorization: Bearer $token");
+        return $b if $s == 200;
+        sleep 0.05;
+    }
+    return '';
+}
+
+# 1. a name, resolved by nginx's resolver; the name moves to another server
+
+{
+    my $port = OAuth2Redis::free_port();
+    my $a = OAuth2Redis->start(port => $port, host => '127.0.0.1');
+    my $b = OAuth2Redis->start(port => $port, host => '127.0.0.2');
+    seed($a, 'tok-name', 'from-a');
+    seed($b, 'tok-name', 'from-b');
+
+    my $dns = OAuth2DNS->start('redis.test' => '127.0.0.1');
+    my $n = gateway(<<"_EOC_");
+    resolver 127.0.0.1:@{[$dns->port]} valid=1s ipv6=off;
+    resolver_timeout 1s;
+    oauth2_redis redis.test:$port;
+    oauth2_redis_timeout 300ms;
+_EOC_
+
+    is(served($n, 'tok-name'), 'from-a',
+       'a name resolved at run time: the server it names answers');
+
+    # the managed endpoint fails over: the name now names another server
+    $dns->set('redis.test' => '127.0.0.2');
+    $a->kill;
+    my $t0 = time;
+    is(served($n, 'tok-name', 8), 'from-b',
+       'the name moved: the module follows it after the DNS TTL');
+    diag(sprintf('followed the name in %.2f s', time - $t0));
+
+    ok((grep { /oauth2: connection to redis .* (lost|failed)|cannot connect to redis/ } $n->error_log),
+       'the lost connection is in the log');
+    my @crit = grep { /\[(alert|crit|emerg)\]/ } $n->error_log;
+    is(scalar(@crit), 0, 'no alert, crit or emerg') or diag(@crit);
+
+    # a name that does not resolve at run time: 503, logged
+    $dns->set('other.test' => '127.0.0.1');
+    $b->kill;
+    my ($s) = $n->request('/api', 'Authorization: Bearer tok-name');
+    ok($s == 503 || $s == 200, 'Redis gone: 503 (or a last 200)');
+    sleep 3;
+    ($s) = $n->request('/api', 'Authorization: Bearer tok-name');
+    is($s, 503, 'the name resolves to nothing: 503');
+    ok((grep { /oauth2: redis host "redis\.test" could not be resolved/ } $n->error_log),
+       'the resolver failure is in the log')
+        or diag(grep { /oauth2/ } $n->error_log);
+    $n->stop;
+    $dns->stop;
+}
+
+# 2. IPv6
+
+SKIP: {
+    skip 'no IPv6 on loopback', 2 unless OAuth2Redis::have_ipv6();
+    my $r = OAuth2Redis->start(ipv6 => 1);
+    seed($r, 'tok-v6', 'from-v6');
+    my $n = gateway("oauth2_redis [::1]:@{[$r->port]};");
+    is(served($n, 'tok-v6'), 'from-v6', 'oauth2_redis [::1]:port');
+    $n->stop;
+    $n = gateway("oauth2_redis redis://[::1]:@{[$r->port]}/0;");
+    is(served($n, 'tok-v6'), 'from-v6', 'oauth2_redis redis://[::1]:port/0');
+    $n->stop;
+}
+
+# 3. a unix socket, a URL with an ACL user and a database
+
+{
+    my $r = OAuth2Redis->start(unix => 1, acl_user => ['gw', 's3cret']);
+    my $key = 'oauth2:token:' . sha256_hex('tok-unix');
+    $r->cli('-n', 2, 'HSET', $key, 'client_id', 'from-db2', 'scope', 'x');
+    $r->cli('-n', 2, 'EXPIRE', $key, 3600);
+    my $n = gateway("oauth2_redis unix:@{[$r->socket]};\n"
+                    . "    oauth2_redis_password gw s3cret;\n"
+                    . "    oauth2_redis_db 2;");
+    is(served($n, 'tok-unix'), 'from-db2', 'unix socket, ACL user, db 2');
+    $n->stop;
+    $n = gateway("oauth2_redis redis://gw:s3cret\@127.0.0.1:@{[$r->port]}/2;");
+    is(served($n, 'tok-unix'), 'from-db2',
+       'redis://user:password@host:port/db');
+    $n->stop;
+    $r->stop;
+}
+
+# 4. oauth2_redis_connections: that many connections per worker, all used
+
+{
+    my $r = OAuth2Redis->start();
+    seed($r, 'tok-conns', 'from-conns');
+    my $n = gateway("oauth2_redis 127.0.0.1:@{[$r->port]};\n"
+                    . "    oauth2_redis_connections 4;", workers => 2);
+    is(served($n, 'tok-conns'), 'from-conns',
+       'oauth2_redis_connections 4: requests served');
+    sleep 0.3;
+    my @clients = grep { /cmd=/ && !/cmd=client/ }
+                  split /\n/, join '', $r->cli('CLIENT', 'LIST');
+    is(scalar(@clients), 8, '2 workers x 4 connections')
+        or diag(join "\n", @clients);
+    $r->cli('CONFIG', 'RESETSTAT');
+    my $ok = 0;
+    for (1 .. 40) {
+        my ($s) = $n->request('/api', 'Authorization: Bearer tok-conns');
+        $ok++ if $s == 200;
+    }
+    is($ok, 40, '40 requests over the connections');
+    my $used = grep { /cmd=evalsha/ } split /\n/, join '', $r->cli('CLIENT', 'LIST');
+    cmp_ok($used, '>=', 4, "the calls went over several connections ($used)");
+    $n->stop;
+    $r->stop;
+}
+
+done_testing();
