@@ -15,8 +15,9 @@ BUILD        := $(CURDIR)/build
 MODULE       := $(BUILD)/ngx_http_oauth2_module.so
 NGINX_SRC    ?=
 NGINX_BIN    ?= $(if $(NGINX_SRC),$(BUILD)/nginx-src/objs/nginx,/usr/sbin/nginx)
-SOURCES      := config $(wildcard ngx_oauth2_module/*.c ngx_oauth2_module/*.h)
-DEB_PACKAGES := nginx-dev nginx libhiredis-dev libjansson-dev \
+SOURCES      := config $(wildcard ngx_oauth2_module/*.c ngx_oauth2_module/*.h \
+                                 ngx_oauth2_module/*.map)
+DEB_PACKAGES := nginx-dev nginx nginx-extras libhiredis-dev libjansson-dev \
                 libjwt-dev libssl-dev libpcre2-dev zlib1g-dev redis-server \
                 redis-tools libtest-base-perl libtext-diff-perl \
                 libtest-longstring-perl liblist-moreutils-perl \

@@ -11,6 +11,19 @@ package OAuth2Nginx;
 #   $n->stop;
 #
 # "$PORT" in the http text is replaced by the instance's port.
+#
+# Other options of start():
+#   main => $text        main-context text (after our load_module line)
+#   module_after => 1    our load_module line after the main text instead
+#   no_module => 1       no load_module line of ours at all
+#   links => { 'modules' => '/usr/share/nginx/modules' }
+#                        symbolic links made in the prefix (relative
+#                        load_module paths, as Debian's modules-enabled
+#                        files have, resolve against the prefix)
+#   workers, log_level, port, may_fail
+#
+# request() gives up on an answer after timeout seconds (10; start's
+# timeout option) and returns status 0 then.
 
 use strict;
 use warnings;
@@ -35,17 +48,23 @@ sub module {
 sub start {
     my ($class, %o) = @_;
     my $self = bless { port => $o{port} || free_port(),
-                       dir => tempdir(CLEANUP => 1) }, $class;
+                       dir => tempdir(CLEANUP => 1),
+                       timeout => $o{timeout} // 10 }, $class;
     my $dir = $self->{dir};
     mkdir "$dir/$_" for qw(conf logs tmp);
+    for my $name (sort keys %{ $o{links} // {} }) {
+        symlink $o{links}{$name}, "$dir/$name"
+            or die "symlink $dir/$name: $!";
+    }
     (my $http = $o{http}) =~ s/\$PORT\b/$self->{port}/g;
     my $main = $o{main} // '';
     my $workers = $o{workers} // 1;
     my $level = $o{log_level} // 'info';
     my $load = $o{no_module} ? '' : 'load_module ' . module() . ";\n";
+    my $head = $o{module_after} ? "$main\n$load" : "$load$main";
     open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
     print $fh <<"_CONF_";
-$load$main
+$head
 master_process on;
 worker_processes $workers;
 daemon on;
@@ -101,7 +120,14 @@ sub request {
                               : ''),
                 "\r\n", $body;
     local $/;
-    my $res = <$sock> // '';
+    my $res = eval {
+        local $SIG{ALRM} = sub { die "timeout\n" };
+        alarm $self->{timeout};
+        my $r = <$sock>;
+        alarm 0;
+        $r;
+    } // '';
+    alarm 0;
     close $sock;
     my ($head, $content) = split /\r\n\r\n/, $res, 2;
     my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d{3})};
