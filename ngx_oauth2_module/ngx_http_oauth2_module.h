@@ -294,10 +294,7 @@ typedef struct {
 } ngx_http_oauth2_ctx_t;
 
 
-#define NGX_OAUTH2_SCRIPT_NONE      -1
-#define NGX_OAUTH2_SCRIPT_LOOKUP     0
-#define NGX_OAUTH2_SCRIPT_RATELIMIT  1
-#define NGX_OAUTH2_SCRIPT_JWT        2
+#include "ngx_oauth2_script_ids.h"
 
 
 extern ngx_module_t  ngx_http_oauth2_module;

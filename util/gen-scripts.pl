@@ -72,6 +72,9 @@ my $h = <<'END';
 
 END
 
+# the scripts' indexes: NGX_OAUTH2_SCRIPT_<NAME>, in the module's header
+# (ngx_oauth2_script_ids.h, also written here)
+
 for my $i (0 .. $#scripts) {
     my $s = $scripts[$i];
     my $text = text($s);
@@ -100,16 +103,49 @@ $h .= <<'END';
 #endif /* _NGX_OAUTH2_SCRIPTS_H_INCLUDED_ */
 END
 
+my $ids = <<'END';
+
+/*
+ * The indexes of the module's Redis scripts (ngx_oauth2_scripts.h):
+ * written by util/gen-scripts.pl; do not edit.
+ */
+
+
+#ifndef _NGX_OAUTH2_SCRIPT_IDS_H_INCLUDED_
+#define _NGX_OAUTH2_SCRIPT_IDS_H_INCLUDED_
+
+
+#define NGX_OAUTH2_SCRIPT_NONE       -1
+END
+
+for my $i (0 .. $#scripts) {
+    $ids .= sprintf "#define %-28s %d\n", "NGX_OAUTH2_SCRIPT_$scripts[$i][1]",
+                    $i;
+}
+
+$ids .= <<'END';
+
+
+#endif /* _NGX_OAUTH2_SCRIPT_IDS_H_INCLUDED_ */
+END
+
+my %files = ($out => $h,
+             "$top/ngx_oauth2_module/ngx_oauth2_script_ids.h" => $ids);
+
 if (@ARGV && $ARGV[0] eq '--check') {
-    my $now = -f $out ? slurp($out) : '';
-    if ($now ne $h) {
-        print STDERR "$out is stale: run util/gen-scripts.pl\n";
-        exit 1;
+    for my $f (sort keys %files) {
+        my $now = -f $f ? slurp($f) : '';
+        if ($now ne $files{$f}) {
+            print STDERR "$f is stale: run util/gen-scripts.pl\n";
+            exit 1;
+        }
     }
     exit 0;
 }
 
-open my $fh, '>', "$out.tmp" or die "$out.tmp: $!\n";
-print $fh $h;
-close $fh or die "$out.tmp: $!\n";
-rename "$out.tmp", $out or die "$out: $!\n";
+for my $f (sort keys %files) {
+    open my $fh, '>', "$f.tmp" or die "$f.tmp: $!\n";
+    print $fh $files{$f};
+    close $fh or die "$f.tmp: $!\n";
+    rename "$f.tmp", $f or die "$f: $!\n";
+}
