@@ -481,8 +481,13 @@ ngx_http_oauth2_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_oauth2_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_uint_t                    i;
+    ngx_http_variable_t          *v;
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    static ngx_str_t  expires_in = ngx_string("oauth2_expires_in");
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -504,6 +509,26 @@ ngx_http_oauth2_postconfiguration(ngx_conf_t *cf)
     }
 
     *h = ngx_http_oauth2_subrequest_handler;
+
+    /*
+     * the key's TTL, a Redis call of its own, is asked for only when it
+     * is used: to bound a cache entry, or for $oauth2_expires_in
+     */
+
+    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+
+    omcf->want_ttl = (omcf->cache != NULL);
+
+    v = cmcf->variables.elts;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+        if (v[i].name.len == expires_in.len
+            && ngx_strncasecmp(v[i].name.data, expires_in.data,
+                               expires_in.len) == 0)
+        {
+            omcf->want_ttl = 1;
+        }
+    }
 
     return ngx_http_oauth2_filter_init(cf);
 }

@@ -78,7 +78,10 @@ struct ngx_oauth2_plan_s {
     ngx_str_t                    name;
     ngx_array_t                 *limits;         /* of ngx_oauth2_limit_t */
     ngx_str_t                    spec;           /* "N usec N usec" */
-};
+    ngx_str_t                   *args;           /* n, count, period.. */
+    ngx_uint_t                   nargs;
+    ngx_uint_t                   first;          /* of args, in */
+};                                               /* plans_args */
 
 
 #define NGX_OAUTH2_RL_FALLBACK_LOCAL  0
@@ -160,7 +163,8 @@ typedef struct {
     ngx_array_t                 *plans;          /* of ngx_oauth2_plan_t */
     ngx_str_t                    default_plan_name;
     ngx_oauth2_plan_t           *default_plan;
-    ngx_str_t                    plans_spec;     /* all plans, for Redis */
+    ngx_array_t                 *plans_args;     /* all, for the scripts */
+    ngx_uint_t                   want_ttl;       /* the key's, of Redis */
 
     ngx_array_t                 *jwt_keys;       /* ngx_oauth2_jwt_key_t */
 } ngx_http_oauth2_main_conf_t;
