@@ -223,6 +223,7 @@ typedef struct {
     ngx_uint_t                   rl_fallback;
     ngx_flag_t                   rl_headers;
     ngx_flag_t                   subrequests;
+    ngx_flag_t                   dry_run;
     ngx_uint_t                   token_type;
     ngx_str_t                    jwt_issuer;
     ngx_array_t                 *jwt_audience;   /* of ngx_str_t */
@@ -293,6 +294,7 @@ typedef struct {
     ngx_uint_t                   uri_changes;    /* when refused */
     ngx_str_t                   *body;           /* the refusal's JSON */
     unsigned                     rl_headers:1;   /* added already */
+    unsigned                     dry_logged:1;
     unsigned                     replace:1;      /* ours for nginx's page */
     unsigned                     replaced:1;
 } ngx_http_oauth2_ctx_t;
