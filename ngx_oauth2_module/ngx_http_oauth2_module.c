@@ -374,6 +374,13 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       0,
       NULL },
 
+    { ngx_string("oauth2_jwt_claim_variable"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_oauth2_jwt_claim_variable_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("oauth2_jwt_revocation"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,

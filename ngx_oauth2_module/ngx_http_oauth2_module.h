@@ -394,6 +394,8 @@ ngx_oauth2_outcome_e ngx_oauth2_jwt_verify(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token);
 ngx_int_t ngx_http_oauth2_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+char *ngx_http_oauth2_jwt_claim_variable_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 
 /* ngx_oauth2_cache.c */
 char *ngx_http_oauth2_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
