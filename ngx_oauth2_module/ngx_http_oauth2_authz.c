@@ -27,6 +27,8 @@ static char *ngx_http_oauth2_authz_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static char *ngx_http_oauth2_authz_endpoint(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_authz_choice(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_authz_check_login(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_oauth2_authz_check_ttl(ngx_conf_t *cf, void *post,
@@ -48,7 +50,7 @@ static ngx_conf_enum_t  ngx_http_oauth2_authz_errors[] = {
     { ngx_null_string, 0 }
 };
 
-static ngx_conf_bitmask_t  ngx_http_oauth2_authz_client_auth[] = {
+static ngx_conf_enum_t  ngx_http_oauth2_authz_client_auth[] = {
     { ngx_string("client_secret_basic"), NGX_HTTP_OAUTH2_AUTH_BASIC },
     { ngx_string("client_secret_post"), NGX_HTTP_OAUTH2_AUTH_POST },
     { ngx_null_string, 0 }
@@ -102,7 +104,7 @@ static ngx_command_t  ngx_http_oauth2_authz_commands[] = {
 
     { ngx_string("oauth2_authorize_pkce"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_oauth2_authz_choice,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_authz_loc_conf_t, pkce),
       &ngx_http_oauth2_authz_pkce_modes },
@@ -130,14 +132,14 @@ static ngx_command_t  ngx_http_oauth2_authz_commands[] = {
 
     { ngx_string("oauth2_token_client_auth"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_conf_set_bitmask_slot,
+      ngx_http_oauth2_authz_choice,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_authz_loc_conf_t, client_auth),
       &ngx_http_oauth2_authz_client_auth },
 
     { ngx_string("oauth2_token_errors"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_oauth2_authz_choice,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_authz_loc_conf_t, errors),
       &ngx_http_oauth2_authz_errors },
@@ -423,6 +425,70 @@ ngx_http_oauth2_authz_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * ngx_conf_set_enum_slot (TAKE1) or ngx_conf_set_bitmask_slot (1MORE)
+ * with cmd->post's values, whose refusal names the directive and what it
+ * takes
+ */
+
+static char *
+ngx_http_oauth2_authz_choice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char           *b, buf[256];
+    ngx_str_t        *value;
+    ngx_uint_t       *field, i, k, n, result, bitmask;
+    ngx_conf_enum_t  *e;
+
+    field = (ngx_uint_t *) (p + cmd->offset);
+    e = cmd->post;
+    bitmask = (cmd->type & NGX_CONF_1MORE) ? 1 : 0;
+
+    if (bitmask ? *field != 0 : *field != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    result = bitmask ? NGX_CONF_BITMASK_SET : 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        for (k = 0; e[k].name.len; k++) {
+            if (e[k].name.len == value[i].len
+                && ngx_strncmp(e[k].name.data, value[i].data,
+                               value[i].len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (e[k].name.len == 0) {
+            b = buf;
+
+            for (n = 0; e[n].name.len; n++) {
+                b = ngx_slprintf(b, buf + sizeof(buf), "%s\"%V\"",
+                                 n == 0 ? "" : e[n + 1].name.len ? ", "
+                                                                 : " or ",
+                                 &e[n].name);
+            }
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\": %*s "
+                               "expected", &value[i], &cmd->name,
+                               b - buf, buf);
+            return NGX_CONF_ERROR;
+        }
+
+        result = bitmask ? (result | e[k].value) : e[k].value;
+    }
+
+    *field = result;
 
     return NGX_CONF_OK;
 }
