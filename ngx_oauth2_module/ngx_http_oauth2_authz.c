@@ -614,9 +614,9 @@ ngx_http_oauth2_authz_read_form(ngx_http_request_t *r,
     max = ngx_min((off_t) NGX_HTTP_OAUTH2_BODY_MAX,
                   (off_t) clcf->client_body_buffer_size);
 
-    if (r->headers_in.chunked
-        || (r->headers_in.content_length_n < 0 && r->headers_in.te))
-    {
+    /* HTTP/1.1 chunked, or HTTP/2 without content-length */
+
+    if (r->headers_in.chunked) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: a request body without Content-Length "
                       "refused");
