@@ -53,7 +53,7 @@ DEB_BUILD_DEPS := debhelper dpkg-dev nginx-dev libhiredis-dev \
                   libjansson-dev libjwt-dev libssl-dev gcc make
 
 FUZZ_TIME    ?= 20
-FUZZ_TARGETS ?= token redis jwt
+FUZZ_TARGETS ?= token redis jwt form
 
 .PHONY: all deps deb test test-valgrind fuzz run stop bench clean
 

@@ -751,6 +751,10 @@ ngx_http_oauth2_decision_done(ngx_http_request_t *r,
     ngx_uint_t   allow;
     redisReply **e;
 
+    ngx_str_null(&uri);
+    ngx_str_null(&state);
+    ngx_str_null(&client);
+
     e = reply->element;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
