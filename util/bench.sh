@@ -13,6 +13,13 @@
 #   jwt      RS256 JWT verified locally, consent + rate limit via Redis
 #   jwt-hs   HS256 JWT verified locally, no Redis call at all
 #
+# Then the authorization server's token endpoint (oauth2_token), where
+# every request spends what it asks for: a code (grant_type=
+# authorization_code, with PKCE) or a refresh token (grant_type=
+# refresh_token), each seeded in Redis beforehand, one per request (wrk
+# numbers them with util/bench-token.lua); two Redis round trips per
+# request (the client, then the grant's script).
+#
 # Prints requests/s, p50/p99 latency, the ratio to plain, the Redis round
 # trips per request (EVALSHA calls counted by INFO commandstats) and the
 # CPU time the nginx worker (/proc) and Redis (INFO cpu) spent per request.
@@ -95,6 +102,7 @@ http {
         location /jwt-hs { oauth2 on; oauth2_scope accounts;
                            oauth2_token_type jwt; oauth2_consent off;
                            oauth2_rate_limit off; try_files /ok.txt =404; }
+        location = /token { oauth2_token; }
     }
 }
 CONF
@@ -189,3 +197,96 @@ for p in $paths; do
         "$(echo "scale=1; ${rcpu[$p]} / ${reqs[$p]}" | bc)"
 done
 echo "(nginx us, redis us: CPU time of the nginx worker and of Redis per request)"
+
+# the token endpoint: codes and refresh tokens seeded for each run, as many
+# as the run can spend (measured on the first, with margin)
+
+secret=bench-client-secret
+redis-cli -p "$rport" HSET oauth2:client:bench-tpp \
+    secret_sha256 "$(printf %s "$secret" | sha256sum | cut -d' ' -f1)" \
+    redirect_uris https://tpp.example/cb subscribed 1 scopes accounts \
+    plan big >/dev/null
+redis-cli -p "$rport" HSET oauth2:consent:c-bench status valid \
+    client_id bench-tpp sub psu expires $(( $(date +%s) + 86400 )) >/dev/null
+verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk
+challenge=$(printf %s "$verifier" | openssl dgst -sha256 -binary \
+            | base64 | tr '+/' '-_' | tr -d '=')
+
+seed() {   # seed code|refresh PREFIX N: N records in one redis-cli --pipe
+    perl -MDigest::SHA=sha256_hex -e '
+        my ($kind, $prefix, $n, $challenge) = @ARGV;
+        sub cmd { my $s = "*" . @_ . "\r\n";
+                  $s .= "\$" . length($_) . "\r\n$_\r\n" for @_; $s }
+        for my $i (1 .. $n) {
+            my $k = "oauth2:$kind:" . sha256_hex("$prefix$i");
+            print cmd("HSET", $k, "client_id", "bench-tpp",
+                      "scope", "accounts", "consent_id", "c-bench",
+                      "sub", "psu",
+                      $kind eq "code"
+                      ? ("redirect_uri", "https://tpp.example/cb",
+                         "redirect_given", "0", "code_challenge",
+                         $challenge) : ());
+            print cmd("EXPIRE", $k, 3600);
+        }' "$1" "$2" "$3" "$challenge" \
+        | redis-cli -p "$rport" --pipe >/dev/null
+}
+
+tcalls() {   # EVALSHA only: commandstats counts a script's own HMGETs too
+    calls
+}
+
+declare -A tgrant tn
+tgrant[token-code]=code
+tgrant[token-refresh]=refresh
+tpaths="token-code token-refresh"
+tn[token-code]=$(( secs * 15000 ))
+tn[token-refresh]=$(( secs * 15000 ))
+
+for r in $(seq "$rounds"); do
+    for p in $tpaths; do
+        kind=${tgrant[$p]}
+        prefix=bench-$kind-$r-
+        seed "$kind" "$prefix" "${tn[$p]}"
+        before=$(tcalls)
+        ncpu0=$(ncpu "$work/nc")
+        cpu0=$(cpu)
+        out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency \
+                  -s "$top/util/bench-token.lua" \
+                  "http://127.0.0.1:$cport/token" -- "$kind" "$prefix" \
+                  "bench-tpp:$secret" "$verifier")
+        after=$(tcalls)
+        rcpu[$p]=$(( ${rcpu[$p]:-0} + $(cpu) - cpu0 ))
+        wcpu[$p]=$(( ${wcpu[$p]:-0} + $(ncpu "$work/nc") - ncpu0 ))
+        n=$(echo "$out" | awk '/requests in/ { print $1 }')
+        bad=$(echo "$out" | awk '/Non-2xx/ { print $NF }')
+        if [ -n "$bad" ] && [ "$bad" != 0 ]; then
+            echo "$p: $bad of $n requests were not 200 (seeded ${tn[$p]})"
+        fi
+        rps[$p]="${rps[$p]:-} $(echo "$out" | awk '/Requests\/sec/ { print $2 }')"
+        p50[$p]="${p50[$p]:-} $(echo "$out" | awk '$1 == "50%" { print $2 }')"
+        p99[$p]="${p99[$p]:-} $(echo "$out" | awk '$1 == "99%" { print $2 }')"
+        trips[$p]=$(( ${trips[$p]:-0} + after - before ))
+        reqs[$p]=$(( ${reqs[$p]:-0} + n ))
+        # what the run left: its tokens and the codes it did not spend
+        redis-cli -p "$rport" --scan --pattern 'oauth2:token:*' \
+            | grep -v "$key" | xargs -r -n 1000 redis-cli -p "$rport" DEL \
+            >/dev/null
+        for pat in 'oauth2:refresh:*' 'oauth2:code:*'; do
+            redis-cli -p "$rport" --scan --pattern "$pat" \
+                | xargs -r -n 1000 redis-cli -p "$rport" DEL >/dev/null
+        done
+    done
+done
+
+echo
+echo "the token endpoint (oauth2_token): each request spends a code or a refresh token"
+printf '%-14s %8s %9s %9s %9s %9s %9s\n' path 'req/s' p50 p99 \
+    'evalsha/req' 'nginx us' 'redis us'
+for p in $tpaths; do
+    printf '%-14s %8s %9s %9s %9s %9s %9s\n' "$p" "$(mean "${rps[$p]}")" \
+        "$(median "${p50[$p]}")" "$(median "${p99[$p]}")" \
+        "$(echo "scale=3; ${trips[$p]} / ${reqs[$p]}" | bc)" \
+        "$(echo "scale=1; ${wcpu[$p]} / ${reqs[$p]}" | bc)" \
+        "$(echo "scale=1; ${rcpu[$p]} / ${reqs[$p]}" | bc)"
+done
+echo "(two round trips a request: HMGET of the client, EVALSHA of the grant's script)"
