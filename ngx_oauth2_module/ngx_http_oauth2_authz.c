@@ -60,8 +60,28 @@ static ngx_conf_post_t  ngx_http_oauth2_authz_login_post = {
     ngx_http_oauth2_authz_check_login
 };
 
-static ngx_conf_post_t  ngx_http_oauth2_authz_ttl_post = {
-    ngx_http_oauth2_authz_check_ttl
+/* a time's bounds, with the directive's name in the message */
+
+typedef struct {
+    ngx_conf_post_handler_pt     post_handler;
+    char                        *name;
+} ngx_http_oauth2_authz_ttl_t;
+
+
+static ngx_http_oauth2_authz_ttl_t  ngx_http_oauth2_authz_consent_ttl = {
+    ngx_http_oauth2_authz_check_ttl, "oauth2_consent_ttl"
+};
+
+static ngx_http_oauth2_authz_ttl_t  ngx_http_oauth2_authz_code_ttl = {
+    ngx_http_oauth2_authz_check_ttl, "oauth2_code_ttl"
+};
+
+static ngx_http_oauth2_authz_ttl_t  ngx_http_oauth2_authz_access_ttl = {
+    ngx_http_oauth2_authz_check_ttl, "oauth2_access_token_ttl"
+};
+
+static ngx_http_oauth2_authz_ttl_t  ngx_http_oauth2_authz_refresh_ttl = {
+    ngx_http_oauth2_authz_check_ttl, "oauth2_refresh_token_ttl"
 };
 
 
@@ -121,14 +141,14 @@ static ngx_command_t  ngx_http_oauth2_authz_commands[] = {
       ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_authz_loc_conf_t, consent_ttl),
-      &ngx_http_oauth2_authz_ttl_post },
+      &ngx_http_oauth2_authz_consent_ttl },
 
     { ngx_string("oauth2_code_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_authz_loc_conf_t, code_ttl),
-      &ngx_http_oauth2_authz_ttl_post },
+      &ngx_http_oauth2_authz_code_ttl },
 
     { ngx_string("oauth2_token_client_auth"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -149,14 +169,14 @@ static ngx_command_t  ngx_http_oauth2_authz_commands[] = {
       ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_authz_loc_conf_t, access_ttl),
-      &ngx_http_oauth2_authz_ttl_post },
+      &ngx_http_oauth2_authz_access_ttl },
 
     { ngx_string("oauth2_refresh_token_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_authz_loc_conf_t, refresh_ttl),
-      &ngx_http_oauth2_authz_ttl_post },
+      &ngx_http_oauth2_authz_refresh_ttl },
 
     { ngx_string("oauth2_access_token_format"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -526,13 +546,14 @@ ngx_http_oauth2_authz_check_login(ngx_conf_t *cf, void *post, void *data)
 static char *
 ngx_http_oauth2_authz_check_ttl(ngx_conf_t *cf, void *post, void *data)
 {
-    time_t  *sp = data;
+    ngx_http_oauth2_authz_ttl_t  *t = post;
+    time_t                       *sp = data;
 
     /* at most 10 years: time arithmetic in Lua stays exact */
 
     if (*sp < 1 || *sp > 10 * 365 * 86400) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "a time of 1s to 10y expected");
+                           "\"%s\" must be 1s to 10y", t->name);
         return NGX_CONF_ERROR;
     }
 
@@ -738,8 +759,18 @@ ngx_http_oauth2_authz_call(ngx_http_request_t *r,
     ngx_uint_t nargs, ngx_uint_t nkeys, ngx_http_oauth2_authz_step_pt next)
 {
     ngx_int_t                     rc;
+    ngx_uint_t                    i;
     ngx_oauth2_redis_call_t      *call;
     ngx_http_oauth2_main_conf_t  *omcf;
+
+    /* an empty value is "", never a NULL pointer for hiredis to copy */
+
+    for (i = 0; i < nargs; i++) {
+        if (args[i].data == NULL) {
+            args[i].data = (u_char *) "";
+            args[i].len = 0;
+        }
+    }
 
     call = ngx_oauth2_redis_call_create();
 

@@ -135,9 +135,9 @@ bad_conf('oauth2_token_errors rfc', $r,
 for my $d (qw(oauth2_consent_ttl oauth2_code_ttl oauth2_access_token_ttl
               oauth2_refresh_token_ttl)) {
     bad_conf("$d 0", $r, "location = /t { oauth2_token; $d 0; }",
-             qr/a time of 1s to 10y expected in .*nginx\.conf/);
+             qr/"$d" must be 1s to 10y in .*nginx\.conf/);
     bad_conf("$d 11y", $r, "location = /t { oauth2_token; $d 11y; }",
-             qr/a time of 1s to 10y expected/);
+             qr/"$d" must be 1s to 10y/);
 }
 
 bad_conf('format jwt without a key', $r,
