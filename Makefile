@@ -148,7 +148,8 @@ stop:
 	@util/demo.sh stop
 
 bench: deps $(MODULE)
-	@command -v wrk >/dev/null || apt-get install -y -qq wrk bc >/dev/null
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="wrk bc curl \
+	    libnginx-mod-http-lua lua-nginx-redis"
 	@NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) util/bench.sh $(BENCH_ARGS)
 
 clean:

@@ -356,15 +356,18 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx, ngx_oauth2_redis_call_t *call)
 {
-    u_char     *p;
-    ngx_str_t  *a;
+    u_char      *p;
+    ngx_str_t   *a;
+    ngx_uint_t   n;
 
     static ngx_str_t  one = ngx_string("1");
     static ngx_str_t  zero = ngx_string("0");
     static ngx_str_t  empty = ngx_string("");
 
+    n = omcf->plans_args ? omcf->plans_args->nelts : 0;
+
     if (ctx->need == NGX_OAUTH2_NEED_COUNT) {
-        a = ngx_palloc(r->pool, 4 * sizeof(ngx_str_t));
+        a = ngx_palloc(r->pool, (3 + ctx->rl.plan->nargs) * sizeof(ngx_str_t));
         if (a == NULL) {
             return NGX_ERROR;
         }
@@ -372,18 +375,19 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
         a[0] = omcf->prefix;
         a[1] = ctx->record.client_id;
         a[2] = ctx->rl.plan->name;
-        a[3] = ctx->rl.plan->spec;
+        ngx_memcpy(&a[3], ctx->rl.plan->args,
+                   ctx->rl.plan->nargs * sizeof(ngx_str_t));
 
         call->script = NGX_OAUTH2_SCRIPT_RATELIMIT;
         call->args = a;
-        call->nargs = 4;
+        call->nargs = 3 + ctx->rl.plan->nargs;
         call->nkeys = 0;
 
         return NGX_OK;
     }
 
     if (ctx->source == NGX_OAUTH2_FROM_JWT) {
-        a = ngx_palloc(r->pool, 14 * sizeof(ngx_str_t));
+        a = ngx_palloc(r->pool, (14 + n) * sizeof(ngx_str_t));
         if (a == NULL) {
             return NGX_ERROR;
         }
@@ -399,15 +403,19 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
         a[12] = ctx->jti.len ? ctx->jti : empty;
         a[13] = olcf->jwt_revocation ? one : zero;
 
+        if (n) {
+            ngx_memcpy(&a[14], omcf->plans_args->elts, n * sizeof(ngx_str_t));
+        }
+
         call->script = NGX_OAUTH2_SCRIPT_JWT;
         call->args = a;
-        call->nargs = 14;
+        call->nargs = 14 + n;
         call->nkeys = 0;
 
         return NGX_OK;
     }
 
-    a = ngx_palloc(r->pool, 9 * sizeof(ngx_str_t));
+    a = ngx_palloc(r->pool, (9 + n) * sizeof(ngx_str_t));
     if (a == NULL) {
         return NGX_ERROR;
     }
@@ -429,9 +437,13 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    if (n) {
+        ngx_memcpy(&a[9], omcf->plans_args->elts, n * sizeof(ngx_str_t));
+    }
+
     call->script = NGX_OAUTH2_SCRIPT_LOOKUP;
     call->args = a;
-    call->nargs = 9;
+    call->nargs = 9 + n;
     call->nkeys = 1;
 
     return NGX_OK;
@@ -453,19 +465,19 @@ ngx_http_oauth2_gate_args(ngx_http_request_t *r,
 
     a[0] = omcf->prefix;
     a[1] = (olcf->rate_limit && omcf->plans) ? one : zero;
-    a[2] = omcf->plans_spec.len ? omcf->plans_spec : empty;
-    a[3] = omcf->default_plan ? omcf->default_plan->name : empty;
-    a[4] = olcf->consent ? one : zero;
-    a[5] = olcf->scope_all_arg.len ? olcf->scope_all_arg : empty;
-    a[6] = olcf->scope_any_arg.len ? olcf->scope_any_arg : empty;
+    a[2] = omcf->default_plan ? omcf->default_plan->name : empty;
+    a[3] = olcf->consent ? one : zero;
+    a[4] = olcf->scope_all_arg.len ? olcf->scope_all_arg : empty;
+    a[5] = olcf->scope_any_arg.len ? olcf->scope_any_arg : empty;
+    a[7] = omcf->want_ttl ? one : zero;
 
     p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    a[7].data = p;
-    a[7].len = ngx_sprintf(p, "%T", ctx->now) - p;
+    a[6].data = p;
+    a[6].len = ngx_sprintf(p, "%T", ctx->now) - p;
 
     return NGX_OK;
 }
@@ -627,6 +639,19 @@ ngx_http_oauth2_decide(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    if (olcf->dry_run) {
+        /* every check made (and counted), the request goes on */
+
+        if (!ctx->dry_logged) {
+            ctx->dry_logged = 1;
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth2: dry run: the request would have been "
+                          "refused: %V", ngx_oauth2_outcome_name(ctx->outcome));
+        }
+
+        return NGX_DECLINED;
+    }
+
     if (ctx->outcome == NGX_OAUTH2_INTERNAL_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -694,6 +719,14 @@ ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: subrequest \"%V\" refused: %V", &r->uri,
                       ngx_oauth2_outcome_name(outcome));
+    }
+
+    if (olcf->dry_run) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: dry run: the subrequest \"%V\" would have "
+                      "been refused: %V", &r->uri,
+                      ngx_oauth2_outcome_name(outcome));
+        return NGX_DECLINED;
     }
 
     /* a ctx of its own, for the refusal's headers and body */

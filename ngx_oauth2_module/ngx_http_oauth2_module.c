@@ -374,11 +374,25 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       0,
       NULL },
 
+    { ngx_string("oauth2_jwt_claim_variable"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_oauth2_jwt_claim_variable_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("oauth2_jwt_revocation"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_loc_conf_t, jwt_revocation),
+      NULL },
+
+    { ngx_string("oauth2_dry_run"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, dry_run),
       NULL },
 
     { ngx_string("oauth2_subrequests"),
@@ -481,8 +495,13 @@ ngx_http_oauth2_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_oauth2_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_uint_t                    i;
+    ngx_http_variable_t          *v;
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_oauth2_main_conf_t  *omcf;
+
+    static ngx_str_t  expires_in = ngx_string("oauth2_expires_in");
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -504,6 +523,26 @@ ngx_http_oauth2_postconfiguration(ngx_conf_t *cf)
     }
 
     *h = ngx_http_oauth2_subrequest_handler;
+
+    /*
+     * the key's TTL, a Redis call of its own, is asked for only when it
+     * is used: to bound a cache entry, or for $oauth2_expires_in
+     */
+
+    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+
+    omcf->want_ttl = (omcf->cache != NULL);
+
+    v = cmcf->variables.elts;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+        if (v[i].name.len == expires_in.len
+            && ngx_strncasecmp(v[i].name.data, expires_in.data,
+                               expires_in.len) == 0)
+        {
+            omcf->want_ttl = 1;
+        }
+    }
 
     return ngx_http_oauth2_filter_init(cf);
 }
@@ -610,6 +649,7 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     olcf->rl_fallback = NGX_CONF_UNSET_UINT;
     olcf->rl_headers = NGX_CONF_UNSET;
     olcf->subrequests = NGX_CONF_UNSET;
+    olcf->dry_run = NGX_CONF_UNSET;
     olcf->messages = NGX_CONF_UNSET_PTR;
 
     return olcf;
@@ -636,6 +676,7 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_OAUTH2_RL_FALLBACK_LOCAL);
     ngx_conf_merge_value(conf->rl_headers, prev->rl_headers, 1);
     ngx_conf_merge_value(conf->subrequests, prev->subrequests, 1);
+    ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
     ngx_conf_merge_uint_value(conf->token_type, prev->token_type,
                               NGX_OAUTH2_TOKEN_OPAQUE);
     ngx_conf_merge_str_value(conf->jwt_issuer, prev->jwt_issuer, "");

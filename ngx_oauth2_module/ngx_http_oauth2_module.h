@@ -78,7 +78,10 @@ struct ngx_oauth2_plan_s {
     ngx_str_t                    name;
     ngx_array_t                 *limits;         /* of ngx_oauth2_limit_t */
     ngx_str_t                    spec;           /* "N usec N usec" */
-};
+    ngx_str_t                   *args;           /* n, count, period.. */
+    ngx_uint_t                   nargs;
+    ngx_uint_t                   first;          /* of args, in */
+};                                               /* plans_args */
 
 
 #define NGX_OAUTH2_RL_FALLBACK_LOCAL  0
@@ -160,7 +163,8 @@ typedef struct {
     ngx_array_t                 *plans;          /* of ngx_oauth2_plan_t */
     ngx_str_t                    default_plan_name;
     ngx_oauth2_plan_t           *default_plan;
-    ngx_str_t                    plans_spec;     /* all plans, for Redis */
+    ngx_array_t                 *plans_args;     /* all, for the scripts */
+    ngx_uint_t                   want_ttl;       /* the key's, of Redis */
 
     ngx_array_t                 *jwt_keys;       /* ngx_oauth2_jwt_key_t */
 } ngx_http_oauth2_main_conf_t;
@@ -219,6 +223,7 @@ typedef struct {
     ngx_uint_t                   rl_fallback;
     ngx_flag_t                   rl_headers;
     ngx_flag_t                   subrequests;
+    ngx_flag_t                   dry_run;
     ngx_uint_t                   token_type;
     ngx_str_t                    jwt_issuer;
     ngx_array_t                 *jwt_audience;   /* of ngx_str_t */
@@ -289,6 +294,7 @@ typedef struct {
     ngx_uint_t                   uri_changes;    /* when refused */
     ngx_str_t                   *body;           /* the refusal's JSON */
     unsigned                     rl_headers:1;   /* added already */
+    unsigned                     dry_logged:1;
     unsigned                     replace:1;      /* ours for nginx's page */
     unsigned                     replaced:1;
 } ngx_http_oauth2_ctx_t;
@@ -388,6 +394,8 @@ ngx_oauth2_outcome_e ngx_oauth2_jwt_verify(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token);
 ngx_int_t ngx_http_oauth2_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+char *ngx_http_oauth2_jwt_claim_variable_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 
 /* ngx_oauth2_cache.c */
 char *ngx_http_oauth2_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -16,6 +16,8 @@
 
 static ngx_int_t ngx_oauth2_parse_limit(ngx_str_t *s,
     ngx_oauth2_limit_t *limit);
+static ngx_int_t ngx_oauth2_plan_args(ngx_conf_t *cf, ngx_array_t *args,
+    ngx_oauth2_plan_t *plan);
 
 
 /* oauth2_plan NAME LIMIT [LIMIT ...]; LIMIT: 100r/s, 6000r/m, r/h, r/d */
@@ -176,14 +178,64 @@ ngx_oauth2_parse_limit(ngx_str_t *s, ngx_oauth2_limit_t *limit)
 }
 
 
+/* a plan's arguments for the scripts: name, number of limits, limits */
+
+static ngx_int_t
+ngx_oauth2_plan_args(ngx_conf_t *cf, ngx_array_t *args,
+    ngx_oauth2_plan_t *plan)
+{
+    u_char              *p;
+    ngx_str_t           *a;
+    ngx_uint_t           i, first;
+    ngx_oauth2_limit_t  *limit;
+
+    limit = plan->limits->elts;
+
+    a = ngx_array_push_n(args, 2 + 2 * plan->limits->nelts);
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    first = args->nelts - 2 - 2 * plan->limits->nelts;
+
+    p = ngx_pnalloc(cf->pool, (1 + 2 * plan->limits->nelts) * NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    a[0] = plan->name;
+
+    a[1].data = p;
+    a[1].len = ngx_sprintf(p, "%ui", plan->limits->nelts) - p;
+    p += a[1].len;
+
+    for (i = 0; i < plan->limits->nelts; i++) {
+        a[2 + 2 * i].data = p;
+        a[2 + 2 * i].len = ngx_sprintf(p, "%ui", limit[i].count) - p;
+        p += a[2 + 2 * i].len;
+
+        a[3 + 2 * i].data = p;
+        a[3 + 2 * i].len = ngx_sprintf(p, "%uL",
+                                       (uint64_t) limit[i].period * 1000)
+                           - p;
+        p += a[3 + 2 * i].len;
+    }
+
+    /* the same, from the number of limits on, for the rate-limit script */
+
+    plan->first = first + 1;
+    plan->nargs = 1 + 2 * plan->limits->nelts;
+
+    return NGX_OK;
+}
+
+
 /* the default plan, and every plan in one string for the lookup script */
 
 char *
 ngx_oauth2_ratelimit_init_main(ngx_conf_t *cf,
     ngx_http_oauth2_main_conf_t *omcf)
 {
-    u_char             *p;
-    size_t              len;
     ngx_uint_t          i;
     ngx_oauth2_plan_t  *plan;
 
@@ -200,11 +252,8 @@ ngx_oauth2_ratelimit_init_main(ngx_conf_t *cf,
     }
 
     plan = omcf->plans->elts;
-    len = 1;
 
     for (i = 0; i < omcf->plans->nelts; i++) {
-        len += plan[i].name.len + 1 + plan[i].spec.len + 1;
-
         if (plan[i].name.len == omcf->default_plan_name.len
             && ngx_strncmp(plan[i].name.data, omcf->default_plan_name.data,
                            plan[i].name.len) == 0)
@@ -220,21 +269,30 @@ ngx_oauth2_ratelimit_init_main(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    /* "\ngold 6000 60000000 200 1000000\nsilver 100 60000000\n" */
+    /*
+     * every plan, as the scripts take them in ARGV: its name, its number
+     * of limits, count and period_usec of each: "gold" "2" "6000"
+     * "60000000" "200" "1000000" "silver" "1" "100" "60000000"
+     */
 
-    p = ngx_pnalloc(cf->pool, len);
-    if (p == NULL) {
+    omcf->plans_args = ngx_array_create(cf->pool, 16, sizeof(ngx_str_t));
+    if (omcf->plans_args == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    omcf->plans_spec.data = p;
-    *p++ = '\n';
-
     for (i = 0; i < omcf->plans->nelts; i++) {
-        p = ngx_sprintf(p, "%V %V\n", &plan[i].name, &plan[i].spec);
+        if (ngx_oauth2_plan_args(cf, omcf->plans_args, &plan[i])
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
-    omcf->plans_spec.len = p - omcf->plans_spec.data;
+    /* the array has stopped moving */
+
+    for (i = 0; i < omcf->plans->nelts; i++) {
+        plan[i].args = (ngx_str_t *) omcf->plans_args->elts + plan[i].first;
+    }
 
     return NGX_CONF_OK;
 }

@@ -19,7 +19,7 @@
 static ngx_int_t ngx_oauth2_record_field(ngx_oauth2_record_t *rec,
     ngx_str_t *value, ngx_uint_t grammar, ngx_log_t *log, const char *name);
 static ngx_int_t ngx_oauth2_reply_limit(ngx_http_oauth2_ctx_t *ctx,
-    redisReply *rr);
+    redisReply **e, size_t n);
 
 
 /*
@@ -450,19 +450,16 @@ ngx_oauth2_reply_str(ngx_pool_t *pool, redisReply *rr, ngx_str_t *s)
  */
 
 static ngx_int_t
-ngx_oauth2_reply_rl(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
+ngx_oauth2_reply_rl(ngx_http_oauth2_ctx_t *ctx, redisReply **e, size_t n)
 {
     ngx_uint_t        i;
-    redisReply      **e;
     ngx_oauth2_rl_t  *rl;
 
     rl = &ctx->rl;
 
-    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 6) {
+    if (n != 6) {
         return NGX_ERROR;
     }
-
-    e = rr->element;
 
     for (i = 0; i < 6; i++) {
         if (e[i]->type != REDIS_REPLY_INTEGER || e[i]->integer < 0) {
@@ -506,7 +503,7 @@ ngx_oauth2_reply_rl(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
  */
 
 static ngx_int_t
-ngx_oauth2_reply_limit(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
+ngx_oauth2_reply_limit(ngx_http_oauth2_ctx_t *ctx, redisReply **e, size_t n)
 {
     ngx_oauth2_record_t          *rec;
     ngx_http_oauth2_main_conf_t  *omcf;
@@ -515,7 +512,9 @@ ngx_oauth2_reply_limit(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
     omcf = ngx_http_get_module_main_conf(ctx->request,
                                          ngx_http_oauth2_module);
 
-    if (rr->type == REDIS_REPLY_NIL) {
+    if (n == 1 && e[0]->type == REDIS_REPLY_INTEGER && e[0]->integer == 0) {
+        /* not counted */
+
         if (rec->plan.len && omcf->plans) {
             (void) ngx_oauth2_ratelimit_plan(ctx->request, omcf, &rec->plan);
         }
@@ -529,7 +528,7 @@ ngx_oauth2_reply_limit(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
         return NGX_ERROR;
     }
 
-    return ngx_oauth2_reply_rl(ctx, rr);
+    return ngx_oauth2_reply_rl(ctx, e, n);
 }
 
 
@@ -545,7 +544,7 @@ ngx_oauth2_reply_jwt(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
     log = ctx->request->connection->log;
     rec = &ctx->record;
 
-    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 3
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements < 3
         || rr->element[0]->type != REDIS_REPLY_INTEGER)
     {
         goto unexpected;
@@ -569,7 +568,7 @@ ngx_oauth2_reply_jwt(ngx_http_oauth2_ctx_t *ctx, redisReply *rr)
 
     ngx_oauth2_record_consent(rec);
 
-    if (ngx_oauth2_reply_limit(ctx, e[2]) != NGX_OK) {
+    if (ngx_oauth2_reply_limit(ctx, &e[2], rr->elements - 2) != NGX_OK) {
         goto unexpected;
     }
 
@@ -615,7 +614,9 @@ ngx_oauth2_record_reply(ngx_http_oauth2_ctx_t *ctx, ngx_int_t script,
     }
 
     if (script == NGX_OAUTH2_SCRIPT_RATELIMIT) {
-        if (ngx_oauth2_reply_rl(ctx, rr) != NGX_OK) {
+        if (rr->type != REDIS_REPLY_ARRAY
+            || ngx_oauth2_reply_rl(ctx, rr->element, rr->elements) != NGX_OK)
+        {
             goto unexpected;
         }
 
@@ -640,7 +641,9 @@ ngx_oauth2_record_reply(ngx_http_oauth2_ctx_t *ctx, ngx_int_t script,
         return NGX_OAUTH2_INVALID_TOKEN;
     }
 
-    if (rr->elements != 10 || e[1]->type != REDIS_REPLY_INTEGER) {
+    if ((rr->elements != 10 && rr->elements != 15)
+        || e[1]->type != REDIS_REPLY_INTEGER)
+    {
         goto unexpected;
     }
 
@@ -686,7 +689,7 @@ ngx_oauth2_record_reply(ngx_http_oauth2_ctx_t *ctx, ngx_int_t script,
 
     /* the rate limit, when the script applied one */
 
-    if (ngx_oauth2_reply_limit(ctx, e[9]) != NGX_OK) {
+    if (ngx_oauth2_reply_limit(ctx, &e[9], rr->elements - 9) != NGX_OK) {
         goto unexpected;
     }
 

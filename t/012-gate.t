@@ -151,10 +151,11 @@ my $harness = do {
     open my $b, '<', "$lua/gate.lua" or die $!;
     <$a> . <$b> . <<'_LUA_';
 local f = {}
-for i = 9, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
-local rl = limit(ARGV, f.client_id, f.scope, f.plan, f.consent_id, f.sub,
-                 f.exp, f.cs)
-if rl then return 1 end
+local plans = tonumber(ARGV[9])
+for i = 10, plans - 1, 2 do f[ARGV[i]] = ARGV[i + 1] end
+local state = limit(ARGV, plans, f.client_id, f.scope, f.plan,
+                    f.consent_id, f.sub, f.exp, f.cs)
+if state == 1 then return 1 end
 return 0
 _LUA_
 };
@@ -185,10 +186,12 @@ for my $v (@vectors) {
 
     # the Lua gate alone, on the same fields
     clear_rl();
-    my @argv = ('oauth2:', '1', "\np1 1000 1000000\n", 'p1', '1',
-                'accounts', '', time);
-    push @argv, map { ($_, $record{$_}) } sort keys %record;
-    push @argv, 'cs', $cs if defined $cs && defined $cid && $cid ne '';
+    # ARGV[1..8] as nginx sends them, ARGV[9]: where the plans start,
+    # the record's fields, then the plans
+    my @fields = map { ($_, $record{$_}) } sort keys %record;
+    push @fields, 'cs', $cs if defined $cs && defined $cid && $cid ne '';
+    my @argv = ('oauth2:', '1', 'p1', '1', 'accounts', '', time, '0',
+                10 + @fields, @fields, 'p1', '1', '1000', '1000000');
     my $lua_counted = OAuth2Test::redis('EVAL', $harness, 0, @argv);
     is($lua_counted, $expect == 200 ? 1 : 0,
        "lua: $name: " . ($expect == 200 ? 'counted' : 'not counted'));

@@ -38,12 +38,13 @@ my $lua = do {
     open my $fh, '<', "$top/ngx_oauth2_module/lua/gcra.lua" or die $!;
     <$fh>;
 } . <<'_LUA_';
-local spec = ARGV[4]
-local r = gcra(ARGV[1], ARGV[2], ARGV[3], spec, tonumber(ARGV[5]))
-local out = {r[1], r[2], r[3], r[4], r[5]}
-for c, p in string.gmatch(spec, '(%d+) (%d+)') do
+local n = tonumber(ARGV[4])
+local out = {gcra(ARGV[1], ARGV[2], ARGV[3], ARGV, 6, n, tonumber(ARGV[5]))}
+out = {out[1], out[2], out[3], out[4], out[5]}
+for k = 1, n do
   local v = redis.call('GET', ARGV[1] .. 'rl:{' .. ARGV[2] .. '}:'
-                       .. ARGV[3] .. ':' .. c .. ':' .. p)
+                       .. ARGV[3] .. ':' .. ARGV[4 + 2 * k] .. ':'
+                       .. ARGV[5 + 2 * k])
   out[#out + 1] = v or '0'
 end
 return table.concat(out, ' ')
@@ -56,7 +57,7 @@ sub both {
     my ($limits, @at) = @_;
     $run++;
     my $client = "gcra-$$-$run";
-    my $spec = join ' ', map { "$_->[0] " . ($_->[1] * 1000) } @$limits;
+    my @spec = map { ($_->[0], $_->[1] * 1000) } @$limits;
 
     open my $in, '>', "$dir/in" or die $!;
     print $in 'plan ', join(' ', map { "@$_" } @$limits), "\n";
@@ -66,7 +67,7 @@ sub both {
 
     my @l = map {
         OAuth2Test::redis('EVAL', $lua, 0, 'oauth2:test:', $client, 'p',
-                          $spec, $_);
+                          scalar(@$limits), $_, @spec);
     } @at;
 
     return (\@c, \@l);

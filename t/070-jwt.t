@@ -157,6 +157,23 @@ OAuth2Blocks::defaults(
     config => $default_config,
     request => "GET /api\n",
     error_code => 401,
+
+    # a 401 is the exact JSON, with its WWW-Authenticate
+    more => sub {
+        my $block = shift;
+        my $codes = $block->error_code;
+        return if defined $block->response_body
+                  || defined $block->response_body_like
+                  || defined $block->response_headers;
+        if (!ref $codes && $codes == 401) {
+            $block->set_value('response_body', $::Unauthorized);
+            $block->set_value('response_headers', "Content-Type: application/json\n"
+                . "WWW-Authenticate: Bearer realm=\"api\", "
+                . "error=\"invalid_token\"\n");
+        } elsif (ref $codes eq 'ARRAY' && !grep { $_ != 401 } @$codes) {
+            $block->set_value('response_body', [($::Unauthorized) x @$codes]);
+        }
+    },
 );
 
 no_shuffle();

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# make bench: one nginx worker, the same tiny static file behind every
-# location, Redis on loopback, wrk; each path measured in turn, round after
-# round (A B C D A B C D ...) so that machine drift cancels.
+# make bench: one nginx worker per instance, the same tiny static file
+# behind every location, Redis on loopback, wrk; each path measured in
+# turn, round after round (A B C ... A B C ...) so that machine drift
+# cancels; every figure a ratio of paths measured side by side in one run.
 #
 #   util/bench.sh [seconds per run] [rounds] [connections]
 #
 # Paths:
-#   plain    no oauth2 (the ceiling)
-#   opaque   opaque token, token + scope + consent + rate limit via Redis
-#   cached   the same with oauth2_cache
-#   cached-norl  oauth2_cache, oauth2_rate_limit off: no Redis call at all
-#   jwt      RS256 JWT verified locally, consent + rate limit via Redis
-#   jwt-hs   HS256 JWT verified locally, no Redis call at all
+#   plain        no oauth2 (the ceiling)
+#   lua          what users deploy instead: an OpenResty location
+#                (access_by_lua_block + lua-resty-redis's nginx.redis, 64
+#                keepalive connections), one EVALSHA per request doing
+#                HMGET token + scope check + HGET consent + TIME/GET/SET
+#                GCRA (Debian's libnginx-mod-http-lua, lua-nginx-redis)
+#   opaque-cN    opaque token, no cache, rate limit on: the lookup script
+#                per request, oauth2_redis_connections N (1, 2, 4)
+#   opaque-tls   the same over TLS to Redis (rediss://)
+#   cached       oauth2_cache, rate limit on: the rate-limit script only
+#   cached-norl  oauth2_cache, oauth2_rate_limit off: no Redis call
+#   jwt-hs       HS256 JWT verified locally, no Redis call
 #
 # Then the authorization server's token endpoint (oauth2_token), where
 # every request spends what it asks for: a code (grant_type=
@@ -20,156 +27,239 @@
 # numbers them with util/bench-token.lua); two Redis round trips per
 # request (the client, then the grant's script).
 #
-# Prints requests/s, p50/p99 latency, the ratio to plain, the Redis round
-# trips per request (EVALSHA calls counted by INFO commandstats) and the
-# CPU time the nginx worker (/proc) and Redis (INFO cpu) spent per request.
+# Prints requests/s, p50/p99 latency (at peak, and at half of each path's
+# peak), the ratios to plain and to the Lua location, the Redis round
+# trips per request (INFO commandstats), the CPU time the nginx worker and
+# Redis spent per request, Redis's own cost of each script
+# (usec_per_call), and the issue's goals, met or not.
 
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-5}
 rounds=${2:-3}
-conns=${3:-32}
+conns=${3:-64}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 MODULE=${MODULE:-$top/build/ngx_http_oauth2_module.so}
+LUA_MODULES=/usr/lib/nginx/modules
 work=$(mktemp -d /tmp/oauth2-bench.XXXXXX)
+chmod 755 "$work"
 
 free_port() {
     perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1,
         LocalAddr => "127.0.0.1:0", ReuseAddr => 1)->sockport'
 }
+
 rport=$(free_port)
-nport=$(free_port)
+tport=$(free_port)
+instances=""
 
 cleanup() {
-    "$NGINX_BIN" -p "$work/" -c conf/nginx.conf -s stop 2>/dev/null || true
+    for i in $instances; do
+        "$NGINX_BIN" -p "$work/$i/" -c conf/nginx.conf -s stop 2>/dev/null \
+            || true
+    done
     redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true
+    redis-cli -p "$tport" --tls --cacert "$work/ca.pem" shutdown nosave \
+        >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
+# test certificates for TLS to Redis
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca \
+    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+    -keyout "$work/redis.key" -out "$work/redis.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$work/ext"
+openssl x509 -req -in "$work/redis.csr" -CA "$work/ca.pem" \
+    -CAkey "$work/ca.key" -CAcreateserial -days 2 -extfile "$work/ext" \
+    -out "$work/redis.pem" 2>/dev/null
+
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize yes --logfile "$work/redis.log"
+redis-server --port 0 --tls-port "$tport" --bind 127.0.0.1 --save '' \
+    --appendonly no --daemonize yes --logfile "$work/redis-tls.log" \
+    --tls-cert-file "$work/redis.pem" --tls-key-file "$work/redis.key" \
+    --tls-ca-cert-file "$work/ca.pem" --tls-auth-clients no
+sleep 0.5
 
-chmod 755 "$work"
-mkdir -p "$work/conf" "$work/logs" "$work/html"
-echo ok > "$work/html/ok.txt"
-
-# keys and tokens
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
-    -out "$work/rsa.pem" 2>/dev/null
-openssl pkey -in "$work/rsa.pem" -pubout -out "$work/rsa.pub"
 secret=bench-secret-bench-secret-bench-secret
-tokens=$(perl -I"$top/t/lib" -MOAuth2JWT -e '
-    $OAuth2JWT::Dir = shift; $OAuth2JWT::Secret = shift;
-    my %c = (client_id => "bench", scope => "accounts",
-             consent_id => "c-bench", exp => time + 86400);
-    print OAuth2JWT::sign("RS256", \%c, key => "$OAuth2JWT::Dir/rsa.pem"),
-          " ", OAuth2JWT::sign("HS256", { %c, consent_id => undef },
-                               header => { kid => "hs" });
-' "$work" "$secret")
-jwt_rs=${tokens% *}
-jwt_hs=${tokens#* }
+jwt_hs=$(perl -I"$top/t/lib" -MOAuth2JWT -e '
+    $OAuth2JWT::Secret = shift;
+    print OAuth2JWT::sign("HS256", { client_id => "bench",
+        scope => "accounts", exp => time + 86400 });' "$secret")
 
-cport=$(free_port)
-
-conf() {   # conf PORT CACHE_DIRECTIVE
-    cat <<CONF
-load_module $MODULE;
+# an nginx of its own for a path: instance NAME PORT HTTP-LINES LOCATION
+instance() {
+    local name=$1 port=$2 http=$3 loc=$4 load="load_module $MODULE;"
+    mkdir -p "$work/$name/conf" "$work/$name/logs"
+    if [ "$name" = lua ]; then
+        load="load_module $LUA_MODULES/ndk_http_module.so;
+load_module $LUA_MODULES/ngx_http_lua_module.so;"
+    fi
+    cat > "$work/$name/conf/nginx.conf" <<CONF
+$load
 worker_processes 1;
 error_log logs/error.log warn;
 pid logs/nginx.pid;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
     access_log off;
-    oauth2_redis 127.0.0.1:$rport;
-    oauth2_jwt_key RS256 $work/rsa.pub;
-    oauth2_jwt_key HS256 $secret kid=hs;
-    oauth2_plan big 1000000r/s;
-    oauth2_default_plan big;
-    $2
-
+    $http
     server {
-        listen 127.0.0.1:$1;
+        listen 127.0.0.1:$port;
         root $work/html;
-        location /plain  { try_files /ok.txt =404; }
-        location /opaque { oauth2 on; oauth2_scope accounts;
-                           try_files /ok.txt =404; }
-        location /opaque-norl { oauth2 on; oauth2_scope accounts;
-                           oauth2_rate_limit off; try_files /ok.txt =404; }
-        location /jwt    { oauth2 on; oauth2_scope accounts;
-                           oauth2_token_type jwt; try_files /ok.txt =404; }
-        location /jwt-hs { oauth2 on; oauth2_scope accounts;
-                           oauth2_token_type jwt; oauth2_consent off;
-                           oauth2_rate_limit off; try_files /ok.txt =404; }
-        location = /token { oauth2_token; }
+        location /t { $loc try_files /ok.txt =404; }
     }
 }
 CONF
+    "$NGINX_BIN" -p "$work/$name/" -c conf/nginx.conf
+    instances="$instances $name"
 }
 
-# nginx without the cache (cport) and with it (nport): oauth2_cache is
-# http-wide
-mkdir -p "$work/nc/conf" "$work/nc/logs"
-conf "$cport" "" > "$work/nc/conf/nginx.conf"
-conf "$nport" "oauth2_cache zone=bench:10m ttl=1h;" > "$work/conf/nginx.conf"
+mkdir -p "$work/html"
+echo ok > "$work/html/ok.txt"
 
-"$NGINX_BIN" -p "$work/" -c conf/nginx.conf
-"$NGINX_BIN" -p "$work/nc/" -c conf/nginx.conf
-trap '"$NGINX_BIN" -p "$work/nc/" -c conf/nginx.conf -s stop 2>/dev/null || true; cleanup' EXIT
+oauth2_http="oauth2_redis 127.0.0.1:$rport;
+    oauth2_plan big 1000000r/s;
+    oauth2_default_plan big;
+    oauth2_jwt_key HS256 $secret;"
+oauth2_loc="oauth2 on; oauth2_scope accounts;"
+
+declare -A port url
+for p in plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached \
+         cached-norl jwt-hs; do
+    port[$p]=$(free_port)
+    url[$p]=http://127.0.0.1:${port[$p]}/t
+done
+
+instance plain "${port[plain]}" "" ""
+for n in 1 2 4; do
+    instance "opaque-c$n" "${port[opaque-c$n]}" \
+        "$oauth2_http oauth2_redis_connections $n;" "$oauth2_loc"
+done
+instance opaque-tls "${port[opaque-tls]}" \
+    "oauth2_redis rediss://localhost:$tport;
+    oauth2_redis_ssl_trusted_certificate $work/ca.pem;
+    oauth2_plan big 1000000r/s; oauth2_default_plan big;" "$oauth2_loc"
+instance cached "${port[cached]}" \
+    "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" "$oauth2_loc"
+instance cached-norl "${port[cached-norl]}" \
+    "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" \
+    "$oauth2_loc oauth2_rate_limit off;"
+instance jwt-hs "${port[jwt-hs]}" "$oauth2_http" \
+    "$oauth2_loc oauth2_token_type jwt; oauth2_consent off;
+     oauth2_rate_limit off;"
+
+# the Lua location: what the module is measured against
+
+cat > "$work/lua-check.lua" <<'LUA'
+local f = redis.call('HMGET', KEYS[1], 'client_id', 'scope', 'consent_id')
+if not f[1] then return 1 end
+if not string.find(' ' .. (f[2] or '') .. ' ', ' accounts ', 1, true) then
+  return 3
+end
+if redis.call('HGET', 'oauth2:consent:' .. (f[3] or ''), 'status')
+   ~= 'valid' then
+  return 3
+end
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
+local key = 'oauth2:rl:{' .. f[1] .. '}:big:1000000:1000000'
+local t, tau = 1, 999999
+local tat = tonumber(redis.call('GET', key)) or now
+if tat < now then tat = now end
+if tat - now - tau > 0 then return 4 end
+redis.call('SET', key, string.format('%.17g', tat + t), 'PX',
+           math.ceil((tat + t - now) / 1000) + 1000)
+return 0
+LUA
+lua_sha=$(redis-cli -p "$rport" -x SCRIPT LOAD < "$work/lua-check.lua")
+
+instance lua "${port[lua]}" "lua_package_path '/usr/share/lua/5.1/?.lua;;';
+    init_by_lua_block {
+        local ffi = require 'ffi'
+        ffi.cdef[[unsigned char *SHA256(const unsigned char *d, size_t n,
+                                        unsigned char *md);]]
+        sha_buf = ffi.new('unsigned char[32]')
+        sha256_hex = function(s)
+            ffi.C.SHA256(s, #s, sha_buf)
+            return (ffi.string(sha_buf, 32):gsub('.', function(c)
+                return string.format('%02x', string.byte(c)) end))
+        end
+    }" "access_by_lua_block {
+        local h = ngx.var.http_authorization
+        if not h or string.sub(h, 1, 7) ~= 'Bearer ' then
+            return ngx.exit(401)
+        end
+        local redis = require 'nginx.redis'
+        local red = redis:new()
+        red:set_timeout(1000)
+        local ok = red:connect('127.0.0.1', $rport)
+        if not ok then return ngx.exit(503) end
+        local key = 'oauth2:token:' .. sha256_hex(string.sub(h, 8))
+        local r = red:evalsha('$lua_sha', 1, key)
+        red:set_keepalive(10000, 64)
+        if r == 1 then return ngx.exit(401) end
+        if r == 3 then return ngx.exit(403) end
+        if r == 4 then return ngx.exit(429) end
+        if r ~= 0 then return ngx.exit(503) end
+    }"
 
 opaque=bench-opaque-token
-key=oauth2:token:$(printf %s "$opaque" | sha256sum | cut -d' ' -f1)
-redis-cli -p "$rport" HSET "$key" client_id bench scope accounts \
-    consent_id c-bench >/dev/null
-redis-cli -p "$rport" HSET oauth2:consent:c-bench status valid >/dev/null
+hash=$(printf %s "$opaque" | sha256sum | cut -d' ' -f1)
+for rp in "$rport" "tls"; do
+    cli=(redis-cli -p "$rport")
+    [ "$rp" = tls ] && cli=(redis-cli -p "$tport" --tls --cacert "$work/ca.pem")
+    "${cli[@]}" HSET "oauth2:token:$hash" client_id bench scope accounts \
+        consent_id c-bench >/dev/null
+    "${cli[@]}" HSET oauth2:consent:c-bench status valid >/dev/null
+done
 sleep 0.5
 
-declare -A url hdr
-url[plain]=http://127.0.0.1:$cport/plain;   hdr[plain]="X-None: 1"
-url[opaque]=http://127.0.0.1:$cport/opaque; hdr[opaque]="Authorization: Bearer $opaque"
-url[cached]=http://127.0.0.1:$nport/opaque; hdr[cached]="Authorization: Bearer $opaque"
-url[cached-norl]=http://127.0.0.1:$nport/opaque-norl
-hdr[cached-norl]="Authorization: Bearer $opaque"
-url[jwt]=http://127.0.0.1:$cport/jwt;       hdr[jwt]="Authorization: Bearer $jwt_rs"
-url[jwt-hs]=http://127.0.0.1:$cport/jwt-hs; hdr[jwt-hs]="Authorization: Bearer $jwt_hs"
-paths="plain opaque cached cached-norl jwt jwt-hs"
+declare -A hdr
+for p in "${!url[@]}"; do hdr[$p]="Authorization: Bearer $opaque"; done
+hdr[plain]="X-None: 1"
+hdr[jwt-hs]="Authorization: Bearer $jwt_hs"
+paths="plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached cached-norl jwt-hs"
 
 for p in $paths; do   # every path answers 200 before anything is measured
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "${hdr[$p]}" "${url[$p]}")
     [ "$code" = 200 ] || { echo "$p answers $code"; exit 1; }
 done
 
+rcli() { redis-cli -p "$rport" "$@"; }
+
 cpu() {   # Redis's own CPU time so far, in microseconds
-    redis-cli -p "$rport" INFO cpu | tr -d '\r' | awk -F: '
+    rcli INFO cpu | tr -d '\r' | awk -F: '
         $1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 }
         END { printf "%.0f", s * 1000000 }'
 }
 
-ncpu() {   # CPU time of the worker of the nginx at $1, in microseconds
+ncpu() {   # CPU time of the worker of instance $1, in microseconds
     local w
-    w=$(pgrep -P "$(cat "$1/logs/nginx.pid")" | head -1)
+    w=$(pgrep -P "$(cat "$work/$1/logs/nginx.pid")" | head -1)
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000000 / hz }' \
         "/proc/$w/stat"
 }
 
-calls() {
-    redis-cli -p "$rport" INFO commandstats \
+calls() {   # script calls Redis has run so far
+    rcli INFO commandstats | tr -d '\r' \
         | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p'
 }
 
-declare -A rps p50 p99 trips reqs rcpu wcpu dir
-for p in $paths; do dir[$p]=$work/nc; done
-dir[cached]=$work; dir[cached-norl]=$work
+declare -A rps p50 p99 trips reqs rcpu wcpu
 for r in $(seq "$rounds"); do
     for p in $paths; do
         before=$(calls); before=${before:-0}
         cpu0=$(cpu)
-        ncpu0=$(ncpu "${dir[$p]}")
+        ncpu0=$(ncpu "$p")
         out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -H "${hdr[$p]}" "${url[$p]}")
         after=$(calls); after=${after:-0}
         rcpu[$p]=$(( ${rcpu[$p]:-0} + $(cpu) - cpu0 ))
-        wcpu[$p]=$(( ${wcpu[$p]:-0} + $(ncpu "${dir[$p]}") - ncpu0 ))
+        wcpu[$p]=$(( ${wcpu[$p]:-0} + $(ncpu "$p") - ncpu0 ))
         n=$(echo "$out" | awk '/requests in/ { print $1 }')
         rps[$p]="${rps[$p]:-} $(echo "$out" | awk '/Requests\/sec/ { print $2 }')"
         p50[$p]="${p50[$p]:-} $(echo "$out" | awk '$1 == "50%" { print $2 }')"
@@ -183,27 +273,110 @@ mean() { echo "$1" | tr ' ' '\n' | awk 'NF { s += $1; n++ } END { printf "%.0f",
 median() { echo "$1" | tr ' ' '\n' | awk 'NF' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 base=$(mean "${rps[plain]}")
+lua=$(mean "${rps[lua]}")
 echo
-echo "wrk -t1 -c$conns -d${secs}s --latency, $rounds rounds interleaved, one nginx worker"
-printf '%-12s %8s %6s %9s %9s %9s %9s %9s\n' path 'req/s' ratio p50 p99 \
-    'redis/req' 'nginx us' 'redis us'
+echo "wrk -t1 -c$conns -d${secs}s --latency, $rounds rounds interleaved," \
+     "one nginx worker per path, $(date -u +%Y-%m-%d)"
+printf '%-12s %8s %7s %7s %9s %9s %9s %9s %9s\n' path 'req/s' 'x plain' \
+    'x lua' p50 p99 'redis/req' 'nginx us' 'redis us'
 for p in $paths; do
     m=$(mean "${rps[$p]}")
-    printf '%-12s %8s %6s %9s %9s %9s %9s %9s\n' "$p" "$m" \
-        "$(echo "scale=3; $m / $base" | bc)" "$(median "${p50[$p]}")" \
-        "$(median "${p99[$p]}")" \
-        "$(echo "scale=3; ${trips[$p]} / ${reqs[$p]}" | bc)" \
+    trip=0
+    [ "$p" != tls ] && trip=$(echo "scale=3; ${trips[$p]} / ${reqs[$p]}" | bc)
+    printf '%-12s %8s %7s %7s %9s %9s %9s %9s %9s\n' "$p" "$m" \
+        "$(echo "scale=3; $m / $base" | bc)" \
+        "$(echo "scale=2; $m / $lua" | bc)" "$(median "${p50[$p]}")" \
+        "$(median "${p99[$p]}")" "$trip" \
         "$(echo "scale=1; ${wcpu[$p]} / ${reqs[$p]}" | bc)" \
         "$(echo "scale=1; ${rcpu[$p]} / ${reqs[$p]}" | bc)"
 done
-echo "(nginx us, redis us: CPU time of the nginx worker and of Redis per request)"
+echo "(redis/req: EVALSHA calls per request on the plaintext Redis; nginx us,"
+echo " redis us: CPU time of the nginx worker and of that Redis per request;"
+echo " opaque-tls talks to a Redis of its own, its redis columns are 0)"
+
+# latency at half of each path's peak: every connection waits 10 ms
+# (wrk's delay()) after each answer, with as many connections as make
+# half the rate measured above; wrk measures from the request it sent,
+# so a stall shows in p99 as it would for a client
+echo
+echo "Latency at half of each path's peak (wrk -s delay 10 ms, one run):"
+printf '%-12s %8s %8s %9s %9s
+' path target 'req/s' p50 p99
+echo 'function delay() return 10 end' > "$work/delay.lua"
+for p in $paths; do
+    target=$(( $(mean "${rps[$p]}") / 2 ))
+    c=$(( (target + 50) / 100 )); [ "$c" -ge 1 ] || c=1
+    out=$(wrk -t1 -c"$c" -d"${secs}s" --latency -s "$work/delay.lua" \
+          -H "${hdr[$p]}" "${url[$p]}")
+    printf '%-12s %8s %8s %9s %9s\n' "$p" "$target" \
+        "$(echo "$out" | awk '/Requests\/sec/ { printf "%.0f", $2 }')" \
+        "$(echo "$out" | awk '$1 == "50%" { print $2 }')" \
+        "$(echo "$out" | awk '$1 == "99%" { print $2 }')"
+done
+
+# Redis's own cost of each script, on a Redis of its own, no nginx
+echo
+echo "Redis's cost per call (INFO commandstats usec_per_call, redis-benchmark -P 32):"
+key=oauth2:token:$hash
+now=$(date +%s)
+lookup_sha=$(rcli -x SCRIPT LOAD < <("$top/util/gen-scripts.pl" --text lookup))
+per_call() {
+    rcli CONFIG RESETSTAT >/dev/null
+    redis-benchmark -p "$rport" -c 1 -P 32 -n 100000 -q "$@" >/dev/null 2>&1
+    rcli INFO commandstats | tr -d '\r' \
+        | sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p'
+}
+lk=$(per_call EVALSHA "$lookup_sha" 1 "$key" oauth2: 1 big 1 accounts "" \
+     "$now" 0 big 1 1000000 1000000)
+lu=$(per_call EVALSHA "$lua_sha" 1 "$key")
+printf '  %-44s %6s us\n' 'the module'"'"'s lookup script (rate limit on)' "$lk" \
+    'the Lua location'"'"'s script' "$lu"
+
+echo
+echo "Goals (issue 12):"
+best=opaque-c1
+for n in 2 4; do
+    [ "$(mean "${rps[opaque-c$n]}")" -gt "$(mean "${rps[$best]}")" ] \
+        && best=opaque-c$n
+done
+goal() {   # goal NAME VALUE TARGET
+    local ok=not
+    [ "$(echo "$2 >= $3" | bc)" = 1 ] && ok=met
+    printf '  %-52s %6s (>= %s): %s\n' "$1" "$2" "$3" "$ok"
+}
+goal "opaque, no cache, rate limit ($best) x the Lua location" \
+    "$(echo "scale=2; $(mean "${rps[$best]}") / $lua" | bc)" 1.3
+goal "cached, no rate limit x plain" \
+    "$(echo "scale=3; $(mean "${rps[cached-norl]}") / $base" | bc)" 0.93
+goal "cached + rate limit x the Lua location" \
+    "$(echo "scale=2; $(mean "${rps[cached]}") / $lua" | bc)" 1.0
 
 # the token endpoint: codes and refresh tokens seeded for each run, as many
 # as the run can spend (measured on the first, with margin)
 
-secret=bench-client-secret
+tokport=$(free_port)
+mkdir -p "$work/token/conf" "$work/token/logs"
+cat > "$work/token/conf/nginx.conf" <<CONF
+load_module $MODULE;
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    oauth2_redis 127.0.0.1:$rport;
+    server {
+        listen 127.0.0.1:$tokport;
+        location = /token { oauth2_token; }
+    }
+}
+CONF
+"$NGINX_BIN" -p "$work/token/" -c conf/nginx.conf
+instances="$instances token"
+
+tsecret=bench-client-secret
 redis-cli -p "$rport" HSET oauth2:client:bench-tpp \
-    secret_sha256 "$(printf %s "$secret" | sha256sum | cut -d' ' -f1)" \
+    secret_sha256 "$(printf %s "$tsecret" | sha256sum | cut -d' ' -f1)" \
     redirect_uris https://tpp.example/cb subscribed 1 scopes accounts \
     plan big >/dev/null
 redis-cli -p "$rport" HSET oauth2:consent:c-bench status valid \
@@ -248,15 +421,15 @@ for r in $(seq "$rounds"); do
         prefix=bench-$kind-$r-
         seed "$kind" "$prefix" "${tn[$p]}"
         before=$(tcalls)
-        ncpu0=$(ncpu "$work/nc")
+        ncpu0=$(ncpu token)
         cpu0=$(cpu)
         out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency \
                   -s "$top/util/bench-token.lua" \
-                  "http://127.0.0.1:$cport/token" -- "$kind" "$prefix" \
-                  "bench-tpp:$secret" "$verifier")
+                  "http://127.0.0.1:$tokport/token" -- "$kind" "$prefix" \
+                  "bench-tpp:$tsecret" "$verifier")
         after=$(tcalls)
         rcpu[$p]=$(( ${rcpu[$p]:-0} + $(cpu) - cpu0 ))
-        wcpu[$p]=$(( ${wcpu[$p]:-0} + $(ncpu "$work/nc") - ncpu0 ))
+        wcpu[$p]=$(( ${wcpu[$p]:-0} + $(ncpu token) - ncpu0 ))
         n=$(echo "$out" | awk '/requests in/ { print $1 }')
         bad=$(echo "$out" | awk '/Non-2xx/ { print $NF }')
         if [ -n "$bad" ] && [ "$bad" != 0 ]; then
@@ -269,7 +442,7 @@ for r in $(seq "$rounds"); do
         reqs[$p]=$(( ${reqs[$p]:-0} + n ))
         # what the run left: its tokens and the codes it did not spend
         redis-cli -p "$rport" --scan --pattern 'oauth2:token:*' \
-            | grep -v "$key" | xargs -r -n 1000 redis-cli -p "$rport" DEL \
+            | grep -v "$hash" | xargs -r -n 1000 redis-cli -p "$rport" DEL \
             >/dev/null
         for pat in 'oauth2:refresh:*' 'oauth2:code:*'; do
             redis-cli -p "$rport" --scan --pattern "$pat" \

@@ -62,6 +62,9 @@ export TEST_NGINX_LOAD_MODULES=$MODULE
 export TEST_NGINX_REDIS_PORT=$redis_port
 export TEST_NGINX_REDIS_SOCKET=$work/redis.sock
 export TEST_NGINX_DEAD_PORT=$(free_port)   # nothing listens there
+# nginx's port: a free one, not Test::Nginx's fixed 1984, so that two runs
+# on one machine (or an nginx already there) do not collide
+export TEST_NGINX_PORT=${TEST_NGINX_PORT:-$(free_port)}
 export TEST_NGINX_MODULE=$MODULE
 export TEST_NGINX_NGINX_SRC=$top/build/nginx-src
 if [ -n "$TEST_NGINX_LIB" ]; then

@@ -1,26 +1,30 @@
 -- GCRA, the generic cell rate algorithm, for every limit of a plan at
--- once.  spec is "count period_usec count period_usec ...".  A limit
--- of count requests per period lets a burst of count through, then one
+-- once: the algorithm of ngx_oauth2_gcra.c, its definition
+-- (t/063-gcra.t runs one table of vectors through both).  A limit of
+-- count requests per period lets a burst of count through, then one
 -- every period / count.  The theoretical arrival time (TAT) of each
 -- limit, in microseconds of Redis's clock, is kept in
 -- <prefix>rl:{<client_id>}:<plan>:<count>:<period_usec>.  A request is
 -- counted only when every limit lets it through.
 --
+-- The plan's n limits are a[i], a[i + 1], ...: count, period_usec.
 -- A key that holds no usable TAT (not a string, not a number, NaN, or
 -- later than now + period, which no TAT this script writes can be) is
 -- taken for a fresh one and overwritten: one bad key must not deny a
 -- client.  Such keys are counted in the reply, for nginx to log.
 --
--- Returns {state, limit index (0-based), remaining, reset s, retry s,
--- unusable keys}; state 1: allowed, 2: limited.
-local function gcra(prefix, client, plan, spec, now)
-  local keys, tats, n, bad = {}, {}, 0, 0
+-- Returns: state (1: allowed, 2: limited), the index (from 0) of the
+-- limit the headers describe, remaining, reset s, retry s, unusable
+-- keys.
+local function gcra(prefix, client, plan, a, i, n, now)
+  local base = prefix .. 'rl:{' .. client .. '}:' .. plan .. ':'
+  local keys, tats, bad = {}, {}, 0
   local best, best_rem, best_reset = 0, -1, 0
   local deny, retry, deny_reset = 0, 0, 0
-  for c, p in string.gmatch(spec, '(%d+) (%d+)') do
-    n = n + 1
-    local key = prefix .. 'rl:{' .. client .. '}:' .. plan .. ':'
-                .. c .. ':' .. p
+  for k = 1, n do
+    local c, p = a[i], a[i + 1]
+    i = i + 2
+    local key = base .. c .. ':' .. p
     c = tonumber(c)
     p = tonumber(p)
     local t = p / c
@@ -38,30 +42,28 @@ local function gcra(prefix, client, plan, spec, now)
     local wait = tat - now - tau
     if wait > 0 then
       if deny == 0 or wait > retry then
-        deny, retry, deny_reset = n, wait, tat - now
+        deny, retry, deny_reset = k, wait, tat - now
       end
     else
       local rem = math.floor(-wait / t)
-      keys[n] = key
-      tats[n] = tat + t
+      keys[k] = key
+      tats[k] = tat + t
       if best_rem < 0 or rem < best_rem then
-        best, best_rem, best_reset = n, rem, tats[n] - now
+        best, best_rem, best_reset = k, rem, tats[k] - now
       end
     end
   end
   if deny > 0 then
-    return {2, deny - 1, 0, math.ceil(deny_reset / 1000000),
-            math.ceil(retry / 1000000), bad}
+    return 2, deny - 1, 0, math.ceil(deny_reset / 1000000),
+           math.ceil(retry / 1000000), bad
   end
-  for i = 1, n do
-    redis.call('SET', keys[i], string.format('%.17g', tats[i]), 'PX',
-               math.ceil((tats[i] - now) / 1000) + 1000)
+  for k = 1, n do
+    redis.call('SET', keys[k], string.format('%.17g', tats[k]), 'PX',
+               math.ceil((tats[k] - now) / 1000) + 1000)
   end
-  return {1, best - 1, best_rem, math.ceil(best_reset / 1000000), 0,
-          bad}
+  return 1, best - 1, best_rem, math.ceil(best_reset / 1000000), 0, bad
 end
 local function clock()
-  if redis.replicate_commands then redis.replicate_commands() end
   local tm = redis.call('TIME')
   return tonumber(tm[1]) * 1000000 + tonumber(tm[2])
 end

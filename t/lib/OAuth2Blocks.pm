@@ -35,6 +35,16 @@ sub defaults {
             $block->set_value('no_error_log', $NoErrors);
         }
 
+        # under valgrind, a worker is slow to make its first Redis
+        # connection: the default oauth2_redis_timeout would time it out
+        if ($ENV{TEST_NGINX_USE_VALGRIND} && defined $block->http_config
+            && $block->http_config =~ /oauth2_redis\s/
+            && $block->http_config !~ /oauth2_redis_timeout/)
+        {
+            $block->set_value('http_config', $block->http_config
+                              . "    oauth2_redis_timeout 10s;\n");
+        }
+
         $more->($block) if $more;
     });
 }

@@ -168,7 +168,8 @@ sub scratch_file {
 
 sub server_port {
     no warnings "once";
-    $ENV{TEST_NGINX_SERVER_PORT} || $Test::Nginx::Util::ServerPort || 1984
+    $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT}
+        || $Test::Nginx::Util::ServerPort || 1984
 }
 
 # A request to the nginx under test from `--- init` (nginx is up by then):

@@ -97,30 +97,33 @@ printf '\001!Bearer abc' | seed token no-header
 # redis: script byte (0 lookup, 1 rate limit, 2 JWT), server byte, RESP
 
 lookup() {
-    # lookup TTLMS CLIENT SCOPE PLAN CONSENT SUB EXP STATUS RL
-    local s="*10\r\n:1\r\n:$1\r\n"
-    local v
+    # lookup TTLMS CLIENT SCOPE PLAN CONSENT SUB EXP STATUS RL: the flat
+    # reply, RL either ":0" (not counted) or the 6 integers of the GCRA
+    local n=10 s v
+    case $9 in *:*:*) n=15 ;; esac
+    s="*$n\r\n:1\r\n:$1\r\n"
     for v in "$2" "$3" "$4" "$5" "$6" "$7" "$8"; do
         s="$s\$${#v}\r\n$v\r\n"
     done
     printf '%s%s' "$s" "$9"
 }
 
-rl='*6\r\n:1\r\n:0\r\n:9\r\n:100\r\n:0\r\n:0\r\n'
+rl=':1\r\n:0\r\n:9\r\n:100\r\n:0\r\n:0\r\n'
 printf '\000\000'"$(lookup 3600000 c1 'paymentRequest accounts' gold cons1 \
     u1 9999999999 valid "$rl")" | seed redis lookup-gold
 printf '\000\001'"$(lookup 3600000 c1 paymentRequest '' '' '' '' '' \
-    '$-1\r\n')" | seed redis lookup-no-rl
+    ':0\r\n')" | seed redis lookup-no-rl
 printf '\000\000'"$(lookup -1 c1 accounts nope c u 12x revoked \
-    '$-1\r\n')" | seed redis lookup-odd
+    ':0\r\n')" | seed redis lookup-odd
 printf '\000\000*1\r\n:0\r\n' | seed redis unknown
 printf '\000\000-ERR something\r\n' | seed redis error
 printf '\001\000*6\r\n:2\r\n:1\r\n:0\r\n:1000\r\n:850\r\n:0\r\n' | seed redis rl
 printf '\001\000*6\r\n:1\r\n:0\r\n:5\r\n:1\r\n:0\r\n:2\r\n' | seed redis rl-bad-keys
 printf '\000\000'"$(lookup 3600000 'c\r\nX-Injected: yes' accounts '' c u '' \
-    valid '$-1\r\n')" | seed redis lookup-crlf
-printf '\002\000*3\r\n:0\r\n$5\r\nvalid\r\n'"$rl" | seed redis jwt
-printf '\002\001*3\r\n:1\r\n$-1\r\n$-1\r\n' | seed redis jwt-revoked
+    valid ':0\r\n')" | seed redis lookup-crlf
+printf '\002\000*8\r\n:0\r\n$5\r\nvalid\r\n'"$rl" | seed redis jwt
+printf '\002\000*3\r\n:0\r\n$-1\r\n:0\r\n' | seed redis jwt-not-counted
+printf '\002\001*3\r\n:1\r\n$-1\r\n:0\r\n' | seed redis jwt-revoked
 printf '\000\000*10\r\n:1\r\n:5\r\n*1\r\n:1\r\n' | seed redis nested
 
 # jwt: mode byte, see util/fuzz/fuzz_jwt.c
