@@ -19,6 +19,12 @@
 #   cached       oauth2_cache, rate limit on: the rate-limit script only
 #   cached-norl  oauth2_cache, oauth2_rate_limit off: no Redis call
 #   jwt-hs       HS256 JWT verified locally, no Redis call
+#   prev-opaque, prev-cached
+#                opaque-c1 and cached with the previous release's module
+#                (BENCH_PREVIOUS, a git revision; built from git archive
+#                into the bench's folder; left out, with a note, where
+#                the checkout has no such revision; BENCH_PREVIOUS=none
+#                leaves them out)
 #
 # Then the authorization server's token endpoint (oauth2_token), where
 # every request spends what it asks for: a code (grant_type=
@@ -42,6 +48,9 @@ conns=${3:-64}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 MODULE=${MODULE:-$top/build/ngx_http_oauth2_module.so}
 LUA_MODULES=/usr/lib/nginx/modules
+# the release before the Redis connection layer of nginx's own (TLS,
+# Sentinel) and the lean scripts: what this round is compared with
+BENCH_PREVIOUS=${BENCH_PREVIOUS:-e6b585d}
 work=$(mktemp -d /tmp/oauth2-bench.XXXXXX)
 chmod 755 "$work"
 
@@ -94,6 +103,7 @@ jwt_hs=$(perl -I"$top/t/lib" -MOAuth2JWT -e '
 # an nginx of its own for a path: instance NAME PORT HTTP-LINES LOCATION
 instance() {
     local name=$1 port=$2 http=$3 loc=$4 load="load_module $MODULE;"
+    case $name in prev-*) load="load_module $work/prev.so;" ;; esac
     mkdir -p "$work/$name/conf" "$work/$name/logs"
     if [ "$name" = lua ]; then
         load="load_module $LUA_MODULES/ndk_http_module.so;
@@ -129,8 +139,27 @@ oauth2_http="oauth2_redis 127.0.0.1:$rport;
 oauth2_loc="oauth2 on; oauth2_scope accounts;"
 
 declare -A port url
+# the previous release's module, built as make builds this one
+prev=""
+if [ "$BENCH_PREVIOUS" != none ] \
+   && git -C "$top" cat-file -e "$BENCH_PREVIOUS^{commit}" 2>/dev/null; then
+    mkdir -p "$work/prev-src"
+    git -C "$top" archive "$BENCH_PREVIOUS" | tar -x -C "$work/prev-src"
+    echo "building the previous release ($BENCH_PREVIOUS) ..."
+    if make -C "$work/prev-src" all \
+           > "$work/prev-build.log" 2>&1; then
+        cp "$work/prev-src/build/ngx_http_oauth2_module.so" "$work/prev.so"
+        prev="prev-opaque prev-cached"
+    else
+        echo "the previous release did not build: $work/prev-build.log"
+        tail -20 "$work/prev-build.log"
+    fi
+else
+    echo "no previous release to compare with (BENCH_PREVIOUS=$BENCH_PREVIOUS)"
+fi
+
 for p in plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached \
-         cached-norl jwt-hs; do
+         cached-norl jwt-hs $prev; do
     port[$p]=$(free_port)
     url[$p]=http://127.0.0.1:${port[$p]}/t
 done
@@ -149,6 +178,11 @@ instance cached "${port[cached]}" \
 instance cached-norl "${port[cached-norl]}" \
     "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" \
     "$oauth2_loc oauth2_rate_limit off;"
+if [ -n "$prev" ]; then
+    instance prev-opaque "${port[prev-opaque]}" "$oauth2_http" "$oauth2_loc"
+    instance prev-cached "${port[prev-cached]}" \
+        "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" "$oauth2_loc"
+fi
 instance jwt-hs "${port[jwt-hs]}" "$oauth2_http" \
     "$oauth2_loc oauth2_token_type jwt; oauth2_consent off;
      oauth2_rate_limit off;"
@@ -223,7 +257,7 @@ declare -A hdr
 for p in "${!url[@]}"; do hdr[$p]="Authorization: Bearer $opaque"; done
 hdr[plain]="X-None: 1"
 hdr[jwt-hs]="Authorization: Bearer $jwt_hs"
-paths="plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached cached-norl jwt-hs"
+paths="plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached cached-norl jwt-hs $prev"
 
 for p in $paths; do   # every path answers 200 before anything is measured
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "${hdr[$p]}" "${url[$p]}")
@@ -350,6 +384,21 @@ goal "cached, no rate limit x plain" \
     "$(echo "scale=3; $(mean "${rps[cached-norl]}") / $base" | bc)" 0.93
 goal "cached + rate limit x the Lua location" \
     "$(echo "scale=2; $(mean "${rps[cached]}") / $lua" | bc)" 1.0
+
+if [ -n "$prev" ]; then
+    echo
+    echo "This release against the previous one ($BENCH_PREVIOUS), same run:"
+    for pair in opaque-c1:prev-opaque cached:prev-cached; do
+        a=${pair%%:*} b=${pair##*:}
+        printf '  %-12s x %-12s req/s %5s, nginx us %s vs %s, redis us %s vs %s\n' \
+            "$a" "$b" \
+            "$(echo "scale=3; $(mean "${rps[$a]}") / $(mean "${rps[$b]}")" | bc)" \
+            "$(echo "scale=1; ${wcpu[$a]} / ${reqs[$a]}" | bc)" \
+            "$(echo "scale=1; ${wcpu[$b]} / ${reqs[$b]}" | bc)" \
+            "$(echo "scale=1; ${rcpu[$a]} / ${reqs[$a]}" | bc)" \
+            "$(echo "scale=1; ${rcpu[$b]} / ${reqs[$b]}" | bc)"
+    done
+fi
 
 # the token endpoint: codes and refresh tokens seeded for each run, as many
 # as the run can spend (measured on the first, with margin)
