@@ -96,7 +96,10 @@ $(MODULE): $(SOURCES)
 	    fi; \
 	fi
 	$(MAKE) -C $(BUILD)/nginx-src -f objs/Makefile modules
-	cp $(BUILD)/nginx-src/objs/ngx_http_oauth2_module.so $(MODULE)
+	@# a new file, not new bytes in the old one: an nginx that has the
+	@# module loaded (a test, make run) would crash on the rewritten pages
+	cp $(BUILD)/nginx-src/objs/ngx_http_oauth2_module.so $(MODULE).new
+	mv -f $(MODULE).new $(MODULE)
 
 test: deps $(MODULE)
 	@NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE) \

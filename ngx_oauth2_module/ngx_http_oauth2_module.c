@@ -1062,6 +1062,14 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
 {
     ngx_http_oauth2_main_conf_t  *omcf;
 
+    /* the cache manager and loader run init_process too: no Redis there */
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
     omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth2_module);
 
     if (omcf == NULL || !omcf->used) {

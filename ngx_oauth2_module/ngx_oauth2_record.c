@@ -146,6 +146,15 @@ ngx_oauth2_record_consent(ngx_oauth2_record_t *rec)
                           && rec->consent_status.len == 5
                           && ngx_strncmp(rec->consent_status.data,
                                          "valid", 5) == 0);
+
+    /*
+     * any other status is only logged, escaped, and no more than its
+     * first NGX_OAUTH2_ESCAPE_MAX bytes: it is not cached at any length
+     */
+
+    if (rec->consent_status.len > NGX_OAUTH2_ESCAPE_MAX + 1) {
+        rec->consent_status.len = NGX_OAUTH2_ESCAPE_MAX + 1;
+    }
 }
 
 
@@ -217,7 +226,8 @@ ngx_oauth2_outcome_e
 ngx_oauth2_record_check(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_oauth2_record_t *rec, time_t now)
 {
-    ngx_str_t   *s;
+    u_char       buf[NGX_OAUTH2_ESCAPE_LEN];
+    ngx_str_t   *s, esc;
     ngx_uint_t   i;
 
     if (rec->expires && rec->expires <= now) {
@@ -264,10 +274,13 @@ ngx_oauth2_record_check(ngx_http_request_t *r,
                           &rec->client_id);
 
         } else {
+            esc.data = buf;
+            esc.len = ngx_oauth2_escape(buf, &rec->consent_status);
+
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "oauth2: consent \"%V\" of client \"%V\" is not "
                           "valid (status \"%V\")", &rec->consent_id,
-                          &rec->client_id, &rec->consent_status);
+                          &rec->client_id, &esc);
         }
 
         return NGX_OAUTH2_CONSENT_INVALID;

@@ -448,6 +448,7 @@ ngx_oauth2_redis_init_conf(ngx_conf_t *cf, ngx_http_oauth2_main_conf_t *omcf)
 
 #if (NGX_HTTP_SSL)
     {
+    u_char              *name;
     ngx_pool_cleanup_t  *cln;
 
     rcf->ssl_ctx = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
@@ -532,15 +533,13 @@ ngx_oauth2_redis_init_conf(ngx_conf_t *cf, ngx_http_oauth2_main_conf_t *omcf)
 
     if (rcf->ssl_name.len) {
         /* NUL-terminated, for SSL_set_tlsext_host_name() */
-        rcf->ssl_name.data = ngx_pstrdup(cf->pool, &rcf->ssl_name);
-        if (rcf->ssl_name.data == NULL) {
+        name = ngx_pnalloc(cf->pool, rcf->ssl_name.len + 1);
+        if (name == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        rcf->ssl_name.data = (u_char *) ngx_cpystrn(
-                                 ngx_pnalloc(cf->pool, rcf->ssl_name.len + 1),
-                                 rcf->ssl_name.data, rcf->ssl_name.len + 1)
-                             - rcf->ssl_name.len;
+        ngx_cpystrn(name, rcf->ssl_name.data, rcf->ssl_name.len + 1);
+        rcf->ssl_name.data = name;
     }
     }
 
@@ -906,15 +905,17 @@ ngx_oauth2_redis_release(ngx_oauth2_redis_call_t *call)
 /*
  * A call not answered in oauth2_redis_timeout: Redis is not answering.
  * The call gets NULL, and the connection is dropped and made again: every
- * other call on it gets NULL at once.
+ * other call on it gets NULL at once.  A connection still being made has
+ * a timer of its own (connect_timeout=): the call alone gives up then.
  */
 
 static void
 ngx_oauth2_redis_timeout(ngx_event_t *ev)
 {
-    u_char                    name[NGX_SOCKADDR_STRLEN + 16];
-    ngx_oauth2_conn_t        *conn;
-    ngx_oauth2_redis_call_t  *call;
+    u_char                       name[NGX_SOCKADDR_STRLEN + 16];
+    ngx_oauth2_conn_t           *conn;
+    ngx_oauth2_redis_call_t     *call;
+    ngx_oauth2_redis_handler_pt  handler;
 
     call = ev->data;
     conn = call->conn;
@@ -926,6 +927,23 @@ ngx_oauth2_redis_timeout(ngx_event_t *ev)
                                                       sizeof(name))
                        : "redis",
                   call->redis->conf->timeout);
+
+    if (conn && conn->state != NGX_OAUTH2_CONN_READY) {
+        /*
+         * its command stays queued, written once the connection is up;
+         * the call is released when its reply comes or the connection
+         * closes, as a cancelled one
+         */
+
+        handler = call->handler;
+        call->handler = NULL;
+
+        if (handler) {
+            handler(call, NULL);
+        }
+
+        return;
+    }
 
     if (conn) {
         ngx_log_error(NGX_LOG_ERR, call->redis->log, 0,

@@ -89,6 +89,7 @@ struct ngx_oauth2_conn_s {
     unsigned                     failed:1;       /* the last try failed */
     unsigned                     was_ready:1;    /* when it was closed */
     unsigned                     posted:1;       /* a flush is posted */
+    unsigned                     replica:1;      /* ROLE at next set-up */
 };
 
 

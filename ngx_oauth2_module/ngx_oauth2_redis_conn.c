@@ -26,6 +26,7 @@ static void ngx_oauth2_conn_connected(ngx_oauth2_conn_t *conn);
 static void ngx_oauth2_conn_ssl_handshake(ngx_connection_t *c);
 static ngx_int_t ngx_oauth2_conn_ssl_verify(ngx_oauth2_conn_t *conn,
     ngx_connection_t *c);
+static ngx_uint_t ngx_oauth2_conn_is_address(ngx_str_t *host);
 #endif
 static void ngx_oauth2_conn_read_handler(ngx_event_t *ev);
 static void ngx_oauth2_conn_write_handler(ngx_event_t *ev);
@@ -253,11 +254,11 @@ ngx_oauth2_conn_connected(ngx_oauth2_conn_t *conn)
             return;
         }
 
+        /* no address as SNI (RFC 6066), bracketed or not, v4 or v6 */
+
         if (rcf->ssl_server_name && rcf->ssl_name.len == 0
             && conn->endpoint.host.len
-            && ngx_inet_addr(conn->endpoint.host.data,
-                             conn->endpoint.host.len) == INADDR_NONE
-            && conn->endpoint.host.data[0] != '[')
+            && !ngx_oauth2_conn_is_address(&conn->endpoint.host))
         {
             if (SSL_set_tlsext_host_name(c->ssl->connection,
                                          (char *) conn->endpoint.host.data)
@@ -332,6 +333,17 @@ ngx_oauth2_conn_ssl_handshake(ngx_connection_t *c)
 }
 
 
+/* an IPv4 address, or an IPv6 one with or without its brackets */
+
+static ngx_uint_t
+ngx_oauth2_conn_is_address(ngx_str_t *host)
+{
+    return ngx_inet_addr(host->data, host->len) != INADDR_NONE
+           || (host->len && host->data[0] == '[')
+           || ngx_strlchr(host->data, host->data + host->len, ':') != NULL;
+}
+
+
 /* the certificate chain and the name, as proxy_ssl_verify checks them */
 
 static ngx_int_t
@@ -339,6 +351,8 @@ ngx_oauth2_conn_ssl_verify(ngx_oauth2_conn_t *conn, ngx_connection_t *c)
 {
     long                      rc;
     u_char                    name[NGX_SOCKADDR_STRLEN + 16];
+    u_char                    ip[NGX_SOCKADDR_STRLEN + 1], *p;
+    size_t                    n;
     X509                     *cert;
     ngx_str_t                *host;
     ngx_oauth2_redis_conf_t  *rcf;
@@ -367,13 +381,24 @@ ngx_oauth2_conn_ssl_verify(ngx_oauth2_conn_t *conn, ngx_connection_t *c)
 
     /* an address is checked against the certificate's IP names */
 
-    if (ngx_inet_addr(host->data, host->len) != INADDR_NONE
-        || host->data[0] == '[' || ngx_strlchr(host->data,
-                                               host->data + host->len, ':'))
-    {
-        cert = SSL_get_peer_certificate(c->ssl->connection);
-        rc = cert ? X509_check_ip_asc(cert, (char *) host->data, 0) : 0;
-        X509_free(cert);
+    if (ngx_oauth2_conn_is_address(host)) {
+        p = host->data;
+        n = host->len;
+
+        if (n > 2 && p[0] == '[' && p[n - 1] == ']') {
+            p++;
+            n -= 2;
+        }
+
+        rc = 0;
+
+        if (n < sizeof(ip)) {
+            ngx_cpystrn(ip, p, n + 1);
+
+            cert = SSL_get_peer_certificate(c->ssl->connection);
+            rc = cert ? X509_check_ip_asc(cert, (char *) ip, 0) : 0;
+            X509_free(cert);
+        }
 
         if (rc == 1) {
             return NGX_OK;
@@ -646,10 +671,15 @@ ngx_oauth2_conn_reply(ngx_oauth2_conn_t *conn, redisReply *rr)
     call = ngx_queue_data(q, ngx_oauth2_redis_call_t, queue);
     call->conn = NULL;
 
-    if (rr->type == REDIS_REPLY_ERROR && rr->len >= 8
-        && ngx_strncmp(rr->str, "READONLY", 8) == 0)
+    if (rr->type == REDIS_REPLY_ERROR
+        && ((rr->len >= 8 && ngx_strncmp(rr->str, "READONLY", 8) == 0)
+            || ngx_strnstr((u_char *) rr->str, "-READONLY ", rr->len)))
     {
-        /* a replica now: Sentinel (or an admin) moved the primary */
+        /*
+         * a replica now: Sentinel (or an admin) moved the primary; Redis 6
+         * wraps the error of a script's write as "ERR Error running script
+         * ... -READONLY You can't write ..."
+         */
 
         ngx_oauth2_redis_call_done(call, rr);
         ngx_oauth2_topology_readonly(conn);

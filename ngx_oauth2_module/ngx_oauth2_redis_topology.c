@@ -146,6 +146,7 @@ ngx_oauth2_topology_connect(ngx_oauth2_conn_t *conn)
     ctx->handler = ngx_oauth2_topology_resolved;
     ctx->data = conn;
     ctx->timeout = rcf->resolver_timeout;
+    ctx->cancelable = 1;       /* a graceful exit need not wait for it */
 
     conn->state = NGX_OAUTH2_CONN_RESOLVING;
     conn->resolving = ctx;
@@ -296,7 +297,13 @@ ngx_oauth2_topology_setup(ngx_oauth2_conn_t *conn)
         }
     }
 
-    if (rcf->sentinels) {
+    /*
+     * with Sentinel always; with one server after it answered READONLY,
+     * so that a replica fails the set-up (and the backoff grows) instead
+     * of being connected to again and again
+     */
+
+    if (rcf->sentinels || conn->replica) {
         argv[0] = "ROLE";
         lens[0] = 4;
 
@@ -397,6 +404,7 @@ ngx_oauth2_topology_role(ngx_oauth2_redis_call_t *call, redisReply *rr)
         && rr->element[0]->len == 6
         && ngx_strncmp(rr->element[0]->str, "master", 6) == 0)
     {
+        conn->replica = 0;
         ngx_oauth2_topology_setup_reply(call, rr);
         return;
     }
@@ -417,9 +425,10 @@ ngx_oauth2_topology_role(ngx_oauth2_redis_call_t *call, redisReply *rr)
     }
 
     ngx_log_error(NGX_LOG_ERR, conn->redis->log, 0,
-                  "oauth2: %s is not the primary (ROLE \"%V\"), asking "
-                  "Sentinel again",
-                  ngx_oauth2_conn_name(conn, name, sizeof(name)), &role);
+                  "oauth2: %s is not the primary (ROLE \"%V\"), %s",
+                  ngx_oauth2_conn_name(conn, name, sizeof(name)), &role,
+                  conn->redis->conf->sentinels ? "asking Sentinel again"
+                                               : "trying again later");
 
     ngx_oauth2_conn_close(conn, "not the primary", 1);
 }
@@ -545,18 +554,31 @@ static ngx_int_t
 ngx_oauth2_topology_primary(ngx_oauth2_redis_t *rd, u_char *host,
     size_t hlen, u_char *port, size_t plen)
 {
-    ngx_int_t   p;
-    ngx_addr_t  addr;
+    ngx_int_t    p, rc;
+    ngx_addr_t   addr;
+    ngx_pool_t  *pool;
 
     p = ngx_atoi(port, plen);
 
+    /*
+     * the address is parsed in a pool of its own, gone when it is copied:
+     * the worker's pool would grow with every answer of a Sentinel
+     */
+
+    pool = ngx_create_pool(256, rd->log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
     if (p < 1 || p > 65535 || hlen == 0 || hlen >= NGX_SOCKADDR_STRLEN
-        || ngx_parse_addr(rd->pool, &addr, host, hlen) != NGX_OK)
+        || ngx_parse_addr(pool, &addr, host, hlen) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "oauth2: Sentinel named the primary \"%*s:%*s\", "
                       "which is not an address", hlen, host, plen, port);
-        return NGX_ERROR;
+        goto done;
     }
 
     ngx_inet_set_port(addr.sockaddr, (in_port_t) p);
@@ -569,7 +591,8 @@ ngx_oauth2_topology_primary(ngx_oauth2_redis_t *rd, u_char *host,
            == NGX_OK)
     {
         /* the same: connections that are down keep their backoff */
-        return NGX_OK;
+        rc = NGX_OK;
+        goto done;
     }
 
     /* the address without the port (for TLS), then with it (for logs) */
@@ -597,9 +620,17 @@ ngx_oauth2_topology_primary(ngx_oauth2_redis_t *rd, u_char *host,
 
     rd->primary_known = 1;
 
+    ngx_destroy_pool(pool);
+
     ngx_oauth2_topology_move(rd);
 
     return NGX_OK;
+
+done:
+
+    ngx_destroy_pool(pool);
+
+    return rc;
 }
 
 
@@ -695,6 +726,7 @@ ngx_oauth2_topology_readonly(ngx_oauth2_conn_t *conn)
                   "oauth2: %s answered READONLY: it is a replica now",
                   ngx_oauth2_conn_name(conn, name, sizeof(name)));
 
+    conn->replica = 1;
     ngx_oauth2_conn_close(conn, "READONLY", 1);
 }
 

@@ -18,6 +18,10 @@
 #include "ngx_http_oauth2_module.h"
 
 
+/* the most entries one insert evicts, the lock held */
+#define NGX_OAUTH2_ZONE_EVICT_MAX  64
+
+
 static ngx_int_t ngx_oauth2_zone_init(ngx_shm_zone_t *shm_zone, void *data);
 static void ngx_oauth2_zone_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
@@ -175,7 +179,10 @@ ngx_oauth2_zone_lookup(ngx_oauth2_zone_t *zone, ngx_rbtree_key_t key,
  * A new entry of "size" bytes (an ngx_oauth2_zone_node_t first) for the
  * key, which must not be in the zone.  Up to two stale entries at the end
  * of the queue are dropped first; when there is no room, the least
- * recently used entries make room.  NULL when nothing fits.
+ * recently used entries make room, NGX_OAUTH2_ZONE_EVICT_MAX of them at
+ * most: entries of another size free a slab page only once all of its
+ * slots are free, and every worker waits on the lock meanwhile.  NULL
+ * when nothing fits.
  */
 
 void *
@@ -212,7 +219,11 @@ ngx_oauth2_zone_alloc(ngx_oauth2_zone_t *zone, size_t size,
             break;
         }
 
-        if (ngx_queue_empty(&zone->sh->queue)) {
+        if (ngx_queue_empty(&zone->sh->queue)
+            || evicted == NGX_OAUTH2_ZONE_EVICT_MAX)
+        {
+            zone->sh->evicted += evicted;
+
             ngx_log_error(NGX_LOG_WARN, log, 0,
                           "oauth2: no room in %s zone \"%V\" for an entry "
                           "of %uz bytes", zone->directive,

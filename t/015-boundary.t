@@ -734,3 +734,21 @@ X-Sub: psu-forged
 --- error_code: 200
 --- response_body
 client=tpp-real sub=psu-forged
+
+
+
+=== TEST 38: a consent status with a line break and 300 bytes: 403, logged escaped and cut
+--- init
+OAuth2Test::seed_token('tok-b38', client_id => 'tpp-b38', scope => 'accounts',
+                       consent_id => 'c-b38');
+OAuth2Test::seed_consent('c-b38', "revoked\nX-Injected: yes" . ('z' x 300));
+--- log_level: info
+--- request
+GET /api
+--- more_headers
+Authorization: Bearer tok-b38
+--- error_code: 403
+--- response_body eval
+$::Forbidden
+--- error_log eval
+qr/consent "c-b38" of client "tpp-b38" is not valid \(status "revoked\\x0AX-Injected: yesz{41}\.\.\."\)/

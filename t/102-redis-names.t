@@ -164,4 +164,97 @@ SKIP: {
     $r->stop;
 }
 
+# 5. oauth2_redis names a replica (a name after a failover, a mistake):
+# the lookup's write gets READONLY, a 503; the module checks ROLE before
+# it uses that server again, so it does not connect again and again
+# (each time with its SCRIPT LOADs and error lines; 1405 times in 2 s
+# before), it backs off (50 ms doubling to 1 s: about 7 times); once
+# the server is a primary, requests pass again
+
+{
+    my $p = OAuth2Redis->start();
+    my $r = OAuth2Redis->start(replicaof => $p);
+    $r->wait_link_up;
+    seed($p, 'tok-replica', 'from-replica');
+    $p->wait_replicated;
+    my $n = gateway("oauth2_redis 127.0.0.1:@{[$r->port]};\n"
+                    . "    oauth2_plan p 1000r/s; oauth2_default_plan p;\n"
+                    . "    oauth2_redis_timeout 500ms;");
+    sleep 0.3;
+    my $before = $r->info('stats')->{total_connections_received};
+    my %status;
+    my $until = time + 2;
+    while (time < $until) {
+        my ($s) = $n->request('/api', 'Authorization: Bearer tok-replica');
+        $status{$s}++;
+    }
+    my $conns = $r->info('stats')->{total_connections_received} - $before;
+    is(join(',', sort keys %status), '503',
+       "a replica: 503 only ($status{503} requests in 2 s)");
+    cmp_ok($conns, '<=', 10,
+           "... and $conns connections to it in 2 s, not one per READONLY");
+    my @lines = grep { /\[error\]/ } $n->error_log;
+    cmp_ok(scalar(@lines), '<=', 30,
+           "... @{[scalar @lines]} error lines")
+        or diag @lines[0 .. 9];
+    ok((grep { /READONLY/ } @lines), '... one names READONLY');
+    ok((grep { /is not the primary \(ROLE "slave"\), trying again later/ }
+        @lines), '... and one the ROLE it found');
+
+    $r->cli('REPLICAOF', 'NO', 'ONE');
+    is(served($n, 'tok-replica', 3), 'from-replica',
+       'the server made a primary: requests pass again');
+    $n->stop;
+    $r->stop;
+    $p->stop;
+}
+
+# 6. connect_timeout= longer than the timeout: a connection still being
+# made (Redis stopped after it accepted, the set-up unanswered) is not
+# dropped when a request's call times out; the request gets its 503 at
+# the timeout, and once Redis answers, the same connection serves
+
+{
+    my $r = OAuth2Redis->start();
+    seed($r, 'tok-ct', 'from-ct');
+    my $c0 = $r->info('stats')->{total_connections_received};
+    kill 'STOP', $r->pid;
+    my $n = gateway("oauth2_redis 127.0.0.1:@{[$r->port]};\n"
+                    . "    oauth2_redis_timeout 300ms connect_timeout=5s;");
+    my $t0 = time;
+    my ($s) = $n->request('/api', 'Authorization: Bearer tok-ct');
+    my $took = time - $t0;
+    is($s, 503, 'Redis stopped while the connection is set up: 503');
+    cmp_ok($took, '<', 2, "... at the call's timeout ($took s)");
+    sleep 0.5;
+    kill 'CONT', $r->pid;
+    is(served($n, 'tok-ct', 3), 'from-ct', 'Redis answers: 200');
+    # nginx's one connection, and the one asking
+    is($r->info('stats')->{total_connections_received} - $c0, 2,
+       '... on the connection made first');
+    is(scalar(grep { /dropping the connection/ } $n->error_log), 0,
+       '... which was not dropped');
+    $n->stop;
+    $r->stop;
+}
+
+# 7. the cache manager and loader (any proxy_cache_path) run the modules'
+# init_process too: they do not connect to Redis, the worker alone does
+
+{
+    my $r = OAuth2Redis->start();
+    seed($r, 'tok-cm', 'from-cm');
+    my $dir = OAuth2Redis::tmpdir() . '/proxy-cache';
+    my $n = gateway("oauth2_redis 127.0.0.1:@{[$r->port]};\n"
+                    . "    proxy_cache_path $dir keys_zone=pc:1m;");
+    is(served($n, 'tok-cm'), 'from-cm', 'with a proxy_cache_path: 200');
+    sleep 0.5;
+    my @clients = grep { /cmd=/ && !/cmd=client/ }
+                  split /\n/, join '', $r->cli('CLIENT', 'LIST');
+    is(scalar(@clients), 1, 'one connection: the worker\'s')
+        or diag(join "\n", @clients);
+    $n->stop;
+    $r->stop;
+}
+
 done_testing();
