@@ -17,7 +17,7 @@ NGINX_SRC    ?=
 NGINX_BIN    ?= $(if $(NGINX_SRC),$(BUILD)/nginx-src/objs/nginx,/usr/sbin/nginx)
 SOURCES      := config $(wildcard ngx_oauth2_module/*.c ngx_oauth2_module/*.h \
                                  ngx_oauth2_module/*.map)
-DEB_PACKAGES := nginx-dev nginx nginx-extras libhiredis-dev libjansson-dev \
+DEB_PACKAGES := nginx-dev nginx nginx-extras libhiredis-dev libjansson-dev strace \
                 libjwt-dev libssl-dev libpcre2-dev zlib1g-dev redis-server \
                 redis-tools libtest-base-perl libtext-diff-perl \
                 libtest-longstring-perl liblist-moreutils-perl \

@@ -171,6 +171,15 @@ ngx_oauth2_conn_connect(ngx_oauth2_conn_t *conn, ngx_oauth2_endpoint_t *ep)
     c->read->handler = ngx_oauth2_conn_read_handler;
     c->write->handler = ngx_oauth2_conn_write_handler;
 
+    /* pipelined calls must not wait for the ACK of the previous write */
+
+    if (conn->peer.sockaddr->sa_family != AF_UNIX
+        && ngx_tcp_nodelay(c) != NGX_OK)
+    {
+        ngx_oauth2_conn_close(conn, "cannot set TCP_NODELAY", 1);
+        return;
+    }
+
     /* the connection's own: TLS allocates from it */
 
     c->pool = ngx_create_pool(1024, rd->log);

@@ -257,4 +257,39 @@ SKIP: {
     $r->stop;
 }
 
+# 8. TCP_NODELAY on the connections to Redis (not on a unix socket):
+# pipelined calls do not wait for the ACK of the previous write.  Seen
+# with strace on the worker while it connects again.
+
+SKIP: {
+    skip 'strace is not installed', 2 unless -x '/usr/bin/strace';
+    my $r = OAuth2Redis->start();
+    seed($r, 'tok-nd', 'from-nd');
+    my $n = gateway("oauth2_redis 127.0.0.1:@{[$r->port]};");
+    is(served($n, 'tok-nd'), 'from-nd', 'served');
+    open my $pf, '<', $n->dir . '/logs/nginx.pid' or die $!;
+    chomp(my $master = <$pf>);
+    my ($worker) = split ' ', `pgrep -P $master`;
+    my $out = OAuth2Redis::tmpdir() . '/strace.out';
+    my $st = fork // die "fork: $!";
+    if ($st == 0) {
+        exec '/usr/bin/strace', '-qq', '-e', 'trace=setsockopt', '-o', $out,
+             '-p', $worker;
+        die "exec strace: $!";
+    }
+    sleep 1;
+    $r->kill;
+    $r->restart;
+    seed($r, 'tok-nd', 'from-nd');          # nothing kept over a kill
+    is(served($n, 'tok-nd', 5), 'from-nd', 'served after Redis restarted');
+    kill 'INT', $st;
+    waitpid $st, 0;
+    open my $fh, '<', $out or die "$out: $!";
+    my $trace = do { local $/; <$fh> };
+    like($trace, qr/setsockopt\(\d+, SOL_TCP, TCP_NODELAY, \[1\]/,
+         'the new connection is set TCP_NODELAY');
+    $n->stop;
+    $r->stop;
+}
+
 done_testing();
