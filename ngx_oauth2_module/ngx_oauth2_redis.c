@@ -23,7 +23,6 @@
     (sizeof(ngx_oauth2_scripts) / sizeof(ngx_oauth2_scripts[0]))
 
 #define NGX_OAUTH2_SHA1_HEX_LEN      40
-#define NGX_OAUTH2_MAX_ARGS          32
 
 
 static ngx_int_t ngx_oauth2_redis_push(ngx_oauth2_redis_call_t *call,
@@ -739,11 +738,36 @@ static ngx_int_t
 ngx_oauth2_redis_push(ngx_oauth2_redis_call_t *call, ngx_oauth2_conn_t *conn)
 {
     u_char                nkeys[NGX_INT_T_LEN];
-    size_t                lens[NGX_OAUTH2_MAX_ARGS];
+    size_t               *lens;
     ngx_uint_t            i, n;
-    const char           *argv[NGX_OAUTH2_MAX_ARGS];
+    const char          **argv;
+    ngx_oauth2_redis_t   *rd;
     ngx_oauth2_script_t  *script;
 
+    /*
+     * the worker's arrays, as long as the longest call so far (a lookup
+     * carries every plan's limits): from the worker's pool, grown seldom
+     */
+
+    rd = call->redis;
+
+    if (call->nargs + 3 > rd->nargv) {
+        n = ngx_max(2 * rd->nargv, call->nargs + 3);
+
+        argv = ngx_palloc(rd->pool, n * sizeof(const char *));
+        lens = ngx_palloc(rd->pool, n * sizeof(size_t));
+
+        if (argv == NULL || lens == NULL) {
+            return NGX_ERROR;
+        }
+
+        rd->argv = argv;
+        rd->lens = lens;
+        rd->nargv = n;
+    }
+
+    argv = rd->argv;
+    lens = rd->lens;
     n = 0;
 
     if (call->script != NGX_OAUTH2_SCRIPT_NONE) {
@@ -766,13 +790,6 @@ ngx_oauth2_redis_push(ngx_oauth2_redis_call_t *call, ngx_oauth2_conn_t *conn)
         lens[2] = ngx_sprintf(nkeys, "%ui", call->nkeys) - nkeys;
 
         n = 3;
-    }
-
-    if (n + call->nargs > NGX_OAUTH2_MAX_ARGS) {
-        ngx_log_error(NGX_LOG_ALERT, call->log, 0,
-                      "oauth2: a redis call of %ui arguments",
-                      n + call->nargs);
-        return NGX_ERROR;
     }
 
     for (i = 0; i < call->nargs; i++) {

@@ -105,6 +105,10 @@ struct ngx_oauth2_redis_s {
 
     ngx_queue_t                  free_calls;
 
+    const char                 **argv;           /* a command's, as sent */
+    size_t                      *lens;
+    ngx_uint_t                   nargv;          /* room in both */
+
     /* topology */
     ngx_oauth2_endpoint_t        primary;        /* where data goes */
     u_char                       primary_sockaddr[NGX_SOCKADDRLEN];

@@ -382,3 +382,21 @@ GET /api
 --- error_code: 200
 --- error_log
 oauth2: plan "diamond" is not configured and there is no "oauth2_default_plan": not rate limited
+
+
+
+=== TEST 18: many plans (every plan's limits go with each lookup): the last one counts
+--- http_config eval
+"    oauth2_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
+    oauth2_consent off;
+" . join('', map { "    oauth2_plan p$_ 1000r/s 1000r/m 1000r/h 1000r/d;\n" } 1 .. 19)
+  . "    oauth2_plan last 2r/m 5r/h 9r/d 20r/d;\n"
+--- init
+OAuth2Test::seed_token('tok-rl18', client_id => 'rl-client-18-' . time,
+                       plan => 'last');
+--- more_headers
+Authorization: Bearer tok-rl18
+--- request eval
+["GET /api", "GET /api", "GET /api"]
+--- error_code eval
+[200, 200, 429]
