@@ -213,6 +213,8 @@ ngx_oauth2_zone_alloc(ngx_oauth2_zone_t *zone, size_t size,
         }
 
         if (ngx_queue_empty(&zone->sh->queue)) {
+            zone->sh->nomem++;
+
             ngx_log_error(NGX_LOG_WARN, log, 0,
                           "oauth2: no room in %s zone \"%V\" for an entry "
                           "of %uz bytes", zone->directive,
