@@ -74,6 +74,10 @@ start() {
         eval "curl -si ${d#*|}" | grep -E '^(HTTP|WWW-Auth)|^\{' || true
         echo
     done
+    echo "# the module's counters (Prometheus text; /metrics.json: the same as JSON)"
+    echo "curl -s http://127.0.0.1:9145/metrics | grep '^oauth2_requests_total'"
+    curl -s http://127.0.0.1:9145/metrics | grep '^oauth2_requests_total.*[1-9]$' || true
+    echo
     echo "logs: $run/logs/error.log, $run/logs/access.log; 'make stop' stops it"
 }
 
