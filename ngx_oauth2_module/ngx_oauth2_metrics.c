@@ -668,21 +668,32 @@ ngx_oauth2_metrics_decision(ngx_http_request_t *r,
 void
 ngx_oauth2_metrics_fallback(ngx_uint_t mode)
 {
-    if (ngx_oauth2_metrics && mode < 3) {
-        (void) ngx_atomic_fetch_add(&ngx_oauth2_metrics->sh->fallbacks[mode],
-                                    1);
+    ngx_oauth2_metrics_sh_t  *sh;
+
+    if (ngx_oauth2_metrics == NULL || mode > 2) {
+        return;
     }
+
+    sh = ngx_oauth2_metrics->sh;
+
+    (void) ngx_atomic_fetch_add(&sh->fallbacks[mode], 1);
 }
 
+
+/* a lookup in oauth2_cache: a record found (hit), or not */
 
 void
 ngx_oauth2_metrics_cache(ngx_uint_t hit)
 {
-    if (ngx_oauth2_metrics) {
-        (void) ngx_atomic_fetch_add(&ngx_oauth2_metrics->sh->cache[hit ? 1
-                                                                     : 0],
-                                    1);
+    ngx_oauth2_metrics_sh_t  *sh;
+
+    if (ngx_oauth2_metrics == NULL) {
+        return;
     }
+
+    sh = ngx_oauth2_metrics->sh;
+
+    (void) ngx_atomic_fetch_add(&sh->cache[hit ? 1 : 0], 1);
 }
 
 
@@ -691,19 +702,21 @@ ngx_oauth2_metrics_cache(ngx_uint_t hit)
 void
 ngx_oauth2_metrics_jwt(ngx_str_t *alg, ngx_int_t rc)
 {
-    ngx_uint_t  a;
+    ngx_uint_t                a;
+    ngx_oauth2_metrics_sh_t  *sh;
 
     if (ngx_oauth2_metrics == NULL || rc == NGX_ERROR || alg->len != 5) {
         return;
     }
+
+    sh = ngx_oauth2_metrics->sh;
 
     /* HS256 ... ES512: the key's, as oauth2_jwt_key checked it */
 
     a = (alg->data[0] == 'H') ? 0 : (alg->data[0] == 'R') ? 3 : 6;
     a += (alg->data[2] == '2') ? 0 : (alg->data[2] == '3') ? 1 : 2;
 
-    (void) ngx_atomic_fetch_add(&ngx_oauth2_metrics->sh->jwt[a][rc == NGX_OK],
-                                1);
+    (void) ngx_atomic_fetch_add(&sh->jwt[a][rc == NGX_OK ? 1 : 0], 1);
 }
 
 
@@ -761,10 +774,15 @@ ngx_oauth2_metrics_redis_reply(ngx_oauth2_conn_t *conn,
 void
 ngx_oauth2_metrics_redis_timeout(void)
 {
-    if (ngx_oauth2_metrics) {
-        (void) ngx_atomic_fetch_add(&ngx_oauth2_metrics->sh->redis_timeouts,
-                                    1);
+    ngx_oauth2_metrics_sh_t  *sh;
+
+    if (ngx_oauth2_metrics == NULL) {
+        return;
     }
+
+    sh = ngx_oauth2_metrics->sh;
+
+    (void) ngx_atomic_fetch_add(&sh->redis_timeouts, 1);
 }
 
 
@@ -780,8 +798,8 @@ ngx_oauth2_metrics_redis_ready(ngx_oauth2_conn_t *conn)
     }
 
     if (conn->was_ready || conn->failed) {
-        (void) ngx_atomic_fetch_add(
-                                &ngx_oauth2_metrics->sh->redis_reconnects, 1);
+        (void) ngx_atomic_fetch_add(&ngx_oauth2_metrics->sh->redis_reconnects,
+                                    1);
     }
 
     ngx_oauth2_metrics_up++;

@@ -339,7 +339,35 @@ Test::More::ok(!exists $m->{'oauth2_jwt_verifications_total{alg="ES256",result="
 
 
 
-=== TEST 8: the Redis histogram: one command per opaque lookup, each timed once
+=== TEST 8: a revoked JWT: the reason revoked, its signature valid
+--- config eval
+$main::Config . <<'_EOC_';
+    location /revocable {
+        oauth2 on;
+        oauth2_token_type jwt;
+        oauth2_consent off;
+        oauth2_jwt_revocation on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+_EOC_
+--- init
+my $t = OAuth2JWT::sign('HS256', { client_id => 'm7b', jti => 'm7b-jti' });
+OAuth2Test::redis('SET', 'oauth2:revoked:m7b-jti', 1, 'EX', 60);
+Test::More::is(main::req('/revocable', $t), 401, 'revoked: 401');
+my $m = main::metrics();
+Test::More::is($m->{'oauth2_token_failures_total{reason="revoked"}'}, 1, 'revoked');
+Test::More::is($m->{'oauth2_token_failures_total{reason="jwt_invalid"}'}, 0,
+               'not jwt_invalid');
+Test::More::is($m->{'oauth2_jwt_verifications_total{alg="HS256",result="valid"}'},
+               1, 'its signature was valid');
+Test::More::is($m->{'oauth2_requests_total{outcome="invalid_token"}'}, 1,
+               'invalid_token, without a label');
+--- response_body_like chomp
+\noauth2_token_failures_total\{reason="revoked"\} 1\n
+
+
+
+=== TEST 9: the Redis histogram: one command per opaque lookup, each timed once
 --- init
 OAuth2Test::seed_valid('m8-tok', client_id => 'm8', scope => 'accounts');
 main::req('/accounts', 'm8-tok');
@@ -371,7 +399,7 @@ Test::More::is($m->{'oauth2_redis_timeouts_total'}, 0, 'no timeout');
 
 
 
-=== TEST 9: a Redis that does not answer in time: timeouts, and a reconnect
+=== TEST 10: a Redis that does not answer in time: timeouts, and a reconnect
 --- http_config
     oauth2_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     oauth2_redis_timeout 200ms;
@@ -401,7 +429,7 @@ Test::More::is($m->{'oauth2_redis_connections_up{worker="0"}'}
 
 
 
-=== TEST 10: the JSON view has the same samples, the same numbers
+=== TEST 11: the JSON view has the same samples, the same numbers
 --- init
 OAuth2Test::seed_valid('m10-tok', client_id => 'm10', scope => 'accounts');
 main::req('/accounts', 'm10-tok') for 1 .. 3;
@@ -409,6 +437,8 @@ main::req('/payments', 'm10-tok');
 main::req('/jwt', OAuth2JWT::sign('HS256', { client_id => 'm10' }));
 my ($text, $order) = main::metrics();
 my $json = main::metrics_json();
+# as numbers: JSON::PP reads 0.003940 as 0.00394
+$_ += 0 for values %$text, values %$json;
 Test::More::is_deeply($json, $text, 'the same samples, the same values');
 Test::More::cmp_ok(scalar(keys %$text), '>', 60, scalar(keys %$text)
                    . ' samples');
@@ -421,7 +451,7 @@ Content-Type: application/json
 
 
 
-=== TEST 11: a reload keeps the counters, and a new label gets its own
+=== TEST 12: a reload keeps the counters, and a new label gets its own
 --- init
 OAuth2Test::seed_valid('m11-tok', client_id => 'm11', scope => 'accounts');
 main::req('/accounts', 'm11-tok') for 1 .. 3;
@@ -455,7 +485,7 @@ Test::More::is($m->{'oauth2_redis_connections_up{worker="0"}'}
 
 
 
-=== TEST 12: two workers add to one set
+=== TEST 13: two workers add to one set
 --- init
 OAuth2Test::seed_valid('m12-tok', client_id => 'm12', scope => 'accounts');
 my (%pids, $n);
@@ -477,7 +507,7 @@ Test::More::is($m->{'oauth2_requests_total{outcome="allowed",location="accounts"
 
 
 
-=== TEST 13: an internal redirect is counted once, with the first location's label
+=== TEST 14: an internal redirect is counted once, with the first location's label
 --- config
     location /first {
         oauth2 on;
@@ -506,7 +536,7 @@ Test::More::is($m->{'oauth2_token_source_total{source="redis"}'}, 1, 'one lookup
 
 
 
-=== TEST 14: GET and HEAD only
+=== TEST 15: GET and HEAD only
 --- request
 POST /metrics
 x=1
@@ -516,7 +546,7 @@ Allow: GET, HEAD
 
 
 
-=== TEST 15: HEAD: the headers only
+=== TEST 16: HEAD: the headers only
 --- request
 HEAD /metrics
 --- response_headers
@@ -525,7 +555,7 @@ Content-Type: text/plain; version=0.0.4; charset=utf-8
 
 
 
-=== TEST 16: labels without oauth2_metrics: no zone, nothing counted, nothing breaks
+=== TEST 17: labels without oauth2_metrics: no zone, nothing counted, nothing breaks
 --- config
     location /accounts {
         oauth2 on;
@@ -545,7 +575,7 @@ ok
 
 
 
-=== TEST 17: a label of UTF-8 is kept as it is
+=== TEST 18: a label of UTF-8 is kept as it is
 --- config
     location /accounts {
         oauth2 on;
