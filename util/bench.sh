@@ -19,6 +19,10 @@
 #   cached       oauth2_cache, rate limit on: the rate-limit script only
 #   cached-norl  oauth2_cache, oauth2_rate_limit off: no Redis call
 #   jwt-hs       HS256 JWT verified locally, no Redis call
+#   opaque-c1+m  opaque-c1 with oauth2_metrics (a metrics location, the
+#                counters' zone, a label on /t): what counting costs
+#   cached-norl+m  cached-norl with oauth2_metrics: the same, where nginx
+#                does the least
 #
 # Prints requests/s, p50/p99 latency, the ratios to plain and to the Lua
 # location, the Redis round trips per request (INFO commandstats), the CPU
@@ -83,9 +87,10 @@ jwt_hs=$(perl -I"$top/t/lib" -MOAuth2JWT -e '
     print OAuth2JWT::sign("HS256", { client_id => "bench",
         scope => "accounts", exp => time + 86400 });' "$secret")
 
-# an nginx of its own for a path: instance NAME PORT HTTP-LINES LOCATION
+# an nginx of its own for a path:
+# instance NAME PORT HTTP-LINES LOCATION [SERVER-LINES]
 instance() {
-    local name=$1 port=$2 http=$3 loc=$4 load="load_module $MODULE;"
+    local name=$1 port=$2 http=$3 loc=$4 extra=${5:-} load="load_module $MODULE;"
     mkdir -p "$work/$name/conf" "$work/$name/logs"
     if [ "$name" = lua ]; then
         load="load_module $LUA_MODULES/ndk_http_module.so;
@@ -104,6 +109,7 @@ http {
         listen 127.0.0.1:$port;
         root $work/html;
         location /t { $loc try_files /ok.txt =404; }
+        $extra
     }
 }
 CONF
@@ -122,7 +128,7 @@ oauth2_loc="oauth2 on; oauth2_scope accounts;"
 
 declare -A port url
 for p in plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached \
-         cached-norl jwt-hs; do
+         cached-norl jwt-hs opaque-c1+m cached-norl+m; do
     port[$p]=$(free_port)
     url[$p]=http://127.0.0.1:${port[$p]}/t
 done
@@ -141,6 +147,14 @@ instance cached "${port[cached]}" \
 instance cached-norl "${port[cached-norl]}" \
     "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" \
     "$oauth2_loc oauth2_rate_limit off;"
+metrics_loc="location /metrics { oauth2_metrics; }"
+instance opaque-c1+m "${port[opaque-c1+m]}" \
+    "$oauth2_http oauth2_redis_connections 1;" \
+    "$oauth2_loc oauth2_metrics_label t;" "$metrics_loc"
+instance cached-norl+m "${port[cached-norl+m]}" \
+    "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" \
+    "$oauth2_loc oauth2_rate_limit off; oauth2_metrics_label t;" \
+    "$metrics_loc"
 instance jwt-hs "${port[jwt-hs]}" "$oauth2_http" \
     "$oauth2_loc oauth2_token_type jwt; oauth2_consent off;
      oauth2_rate_limit off;"
@@ -215,7 +229,8 @@ declare -A hdr
 for p in "${!url[@]}"; do hdr[$p]="Authorization: Bearer $opaque"; done
 hdr[plain]="X-None: 1"
 hdr[jwt-hs]="Authorization: Bearer $jwt_hs"
-paths="plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached cached-norl jwt-hs"
+paths="plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached cached-norl jwt-hs
+       opaque-c1+m cached-norl+m"
 
 for p in $paths; do   # every path answers 200 before anything is measured
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "${hdr[$p]}" "${url[$p]}")
@@ -269,13 +284,13 @@ lua=$(mean "${rps[lua]}")
 echo
 echo "wrk -t1 -c$conns -d${secs}s --latency, $rounds rounds interleaved," \
      "one nginx worker per path, $(date -u +%Y-%m-%d)"
-printf '%-12s %8s %7s %7s %9s %9s %9s %9s %9s\n' path 'req/s' 'x plain' \
+printf '%-14s %8s %7s %7s %9s %9s %9s %9s %9s\n' path 'req/s' 'x plain' \
     'x lua' p50 p99 'redis/req' 'nginx us' 'redis us'
 for p in $paths; do
     m=$(mean "${rps[$p]}")
     trip=0
     [ "$p" != tls ] && trip=$(echo "scale=3; ${trips[$p]} / ${reqs[$p]}" | bc)
-    printf '%-12s %8s %7s %7s %9s %9s %9s %9s %9s\n' "$p" "$m" \
+    printf '%-14s %8s %7s %7s %9s %9s %9s %9s %9s\n' "$p" "$m" \
         "$(echo "scale=3; $m / $base" | bc)" \
         "$(echo "scale=2; $m / $lua" | bc)" "$(median "${p50[$p]}")" \
         "$(median "${p99[$p]}")" "$trip" \
@@ -322,3 +337,20 @@ goal "cached, no rate limit x plain" \
     "$(echo "scale=3; $(mean "${rps[cached-norl]}") / $base" | bc)" 0.93
 goal "cached + rate limit x the Lua location" \
     "$(echo "scale=2; $(mean "${rps[cached]}") / $lua" | bc)" 1.0
+
+# what counting costs (issue 14): each path with and without the metrics
+# zone, round by round (the rounds' spread is the noise of the machine)
+echo
+echo "Metrics (issue 14): the same path with oauth2_metrics / without, per round:"
+for p in opaque-c1 cached-norl; do
+    a=(${rps[$p]}) b=(${rps[$p+m]}) r=""
+    for i in "${!a[@]}"; do
+        r="$r $(echo "scale=3; ${b[$i]} / ${a[$i]}" | bc)"
+    done
+    printf '  %-12s %s (mean %s)\n' "$p" "$r" \
+        "$(echo "scale=3; $(mean "${rps[$p+m]}") / $(mean "${rps[$p]}")" | bc)"
+    counted=$(curl -s "http://127.0.0.1:${port[$p+m]}/metrics" \
+        | awk '/^oauth2_requests_total\{outcome="allowed",location="t"\}/ { print $2 }')
+    echo "  $p+m counted $counted requests let through; wrk sent ${reqs[$p+m]}" \
+         "(and 1 check before)"
+done
