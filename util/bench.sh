@@ -276,6 +276,13 @@ for r in $(seq "$rounds"); do
     done
 done
 
+# what the metrics paths counted, read before anything else reaches them
+declare -A counted
+for p in opaque-c1+m cached-norl+m; do
+    counted[$p]=$(curl -s "http://127.0.0.1:${port[$p]}/metrics" | awk '
+        /^oauth2_requests_total\{outcome="allowed",location="t"\}/ { print $2 }')
+done
+
 mean() { echo "$1" | tr ' ' '\n' | awk 'NF { s += $1; n++ } END { printf "%.0f", s / n }'; }
 median() { echo "$1" | tr ' ' '\n' | awk 'NF' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
@@ -349,8 +356,6 @@ for p in opaque-c1 cached-norl; do
     done
     printf '  %-12s %s (mean %s)\n' "$p" "$r" \
         "$(echo "scale=3; $(mean "${rps[$p+m]}") / $(mean "${rps[$p]}")" | bc)"
-    counted=$(curl -s "http://127.0.0.1:${port[$p+m]}/metrics" \
-        | awk '/^oauth2_requests_total\{outcome="allowed",location="t"\}/ { print $2 }')
-    echo "  $p+m counted $counted requests let through; wrk sent ${reqs[$p+m]}" \
-         "(and 1 check before)"
+    echo "  $p+m counted ${counted[$p+m]} requests let through; wrk sent" \
+         "${reqs[$p+m]} (and 1 check before)"
 done
