@@ -643,6 +643,19 @@ ngx_http_oauth2_decide(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    if (olcf->dry_run) {
+        /* every check made (and counted), the request goes on */
+
+        if (!ctx->dry_logged) {
+            ctx->dry_logged = 1;
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "oauth2: dry run: the request would have been "
+                          "refused: %V", ngx_oauth2_outcome_name(ctx->outcome));
+        }
+
+        return NGX_DECLINED;
+    }
+
     if (ctx->outcome == NGX_OAUTH2_INTERNAL_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -710,6 +723,14 @@ ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: subrequest \"%V\" refused: %V", &r->uri,
                       ngx_oauth2_outcome_name(outcome));
+    }
+
+    if (olcf->dry_run) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: dry run: the subrequest \"%V\" would have "
+                      "been refused: %V", &r->uri,
+                      ngx_oauth2_outcome_name(outcome));
+        return NGX_DECLINED;
     }
 
     /* a ctx of its own, for the refusal's headers and body */

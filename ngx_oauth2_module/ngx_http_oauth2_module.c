@@ -374,11 +374,25 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       0,
       NULL },
 
+    { ngx_string("oauth2_jwt_claim_variable"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_oauth2_jwt_claim_variable_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("oauth2_jwt_revocation"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_loc_conf_t, jwt_revocation),
+      NULL },
+
+    { ngx_string("oauth2_dry_run"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, dry_run),
       NULL },
 
     { ngx_string("oauth2_subrequests"),
@@ -656,6 +670,7 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     olcf->rl_fallback = NGX_CONF_UNSET_UINT;
     olcf->rl_headers = NGX_CONF_UNSET;
     olcf->subrequests = NGX_CONF_UNSET;
+    olcf->dry_run = NGX_CONF_UNSET;
     olcf->messages = NGX_CONF_UNSET_PTR;
     olcf->metrics_label = NGX_CONF_UNSET_UINT;
 
@@ -683,6 +698,7 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_OAUTH2_RL_FALLBACK_LOCAL);
     ngx_conf_merge_value(conf->rl_headers, prev->rl_headers, 1);
     ngx_conf_merge_value(conf->subrequests, prev->subrequests, 1);
+    ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
     ngx_conf_merge_uint_value(conf->token_type, prev->token_type,
                               NGX_OAUTH2_TOKEN_OPAQUE);
     ngx_conf_merge_str_value(conf->jwt_issuer, prev->jwt_issuer, "");

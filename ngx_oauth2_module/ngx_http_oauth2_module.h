@@ -228,6 +228,7 @@ typedef struct {
     ngx_uint_t                   rl_fallback;
     ngx_flag_t                   rl_headers;
     ngx_flag_t                   subrequests;
+    ngx_flag_t                   dry_run;
     ngx_uint_t                   token_type;
     ngx_str_t                    jwt_issuer;
     ngx_array_t                 *jwt_audience;   /* of ngx_str_t */
@@ -301,6 +302,7 @@ typedef struct {
     ngx_uint_t                   uri_changes;    /* when refused */
     ngx_str_t                   *body;           /* the refusal's JSON */
     unsigned                     rl_headers:1;   /* added already */
+    unsigned                     dry_logged:1;
     unsigned                     replace:1;      /* ours for nginx's page */
     unsigned                     replaced:1;
     unsigned                     counted:1;      /* in the metrics */
@@ -401,6 +403,8 @@ ngx_oauth2_outcome_e ngx_oauth2_jwt_verify(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx, ngx_str_t *token);
 ngx_int_t ngx_http_oauth2_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+char *ngx_http_oauth2_jwt_claim_variable_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 
 /* ngx_oauth2_cache.c */
 char *ngx_http_oauth2_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -58,6 +58,8 @@ static ngx_int_t ngx_oauth2_jwt_iss_aud(ngx_http_request_t *r,
 static ngx_int_t ngx_oauth2_jwt_string(ngx_http_request_t *r,
     json_t *claims, ngx_str_t *name, ngx_str_t *value);
 static void ngx_oauth2_jwt_str(json_t *v, ngx_str_t *s);
+static ngx_int_t ngx_http_oauth2_jwt_path_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 /* oauth2_jwt_key ALG FILE_OR_SECRET [kid=KID] */
@@ -1093,6 +1095,210 @@ ngx_http_oauth2_jwt_claim_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * oauth2_jwt_claim_variable $name claim[.member...]: any claim, nested
+ * ones and names with capitals included, as a variable.  A dot in a
+ * claim's name is written "\.".
+ */
+
+char *
+ngx_http_oauth2_jwt_claim_variable_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf)
+{
+    u_char               *p, *end, *q;
+    ngx_str_t            *value, name, *seg;
+    ngx_array_t          *path;
+    ngx_http_variable_t  *var;
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || value[1].data[0] != '$') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid variable name \"%V\" in "
+                           "\"oauth2_jwt_claim_variable\": $NAME expected",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data + 1;
+    name.len = value[1].len - 1;
+
+    path = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+    if (path == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* the path: members separated by ".", "\." a dot in a name */
+
+    p = value[2].data;
+    end = p + value[2].len;
+
+    q = ngx_pnalloc(cf->pool, value[2].len);
+    if (q == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    seg = NULL;
+
+    for ( ;; ) {
+        if (seg == NULL) {
+            seg = ngx_array_push(path);
+            if (seg == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            seg->data = q;
+            seg->len = 0;
+        }
+
+        if (p == end || *p == '.') {
+            if (seg->len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid claim \"%V\" in "
+                                   "\"oauth2_jwt_claim_variable\": an "
+                                   "empty name", &value[2]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (p == end) {
+                break;
+            }
+
+            p++;
+            seg = NULL;
+            continue;
+        }
+
+        if (*p == '\\' && p + 1 < end && p[1] == '.') {
+            p++;
+        }
+
+        *q++ = *p++;
+        seg->len++;
+    }
+
+    var = ngx_http_add_variable(cf, &name, NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (var->get_handler) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_jwt_claim_variable\": the variable "
+                           "\"%V\" exists already", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    var->get_handler = ngx_http_oauth2_jwt_path_variable;
+    var->data = (uintptr_t) path;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The claim at the variable's path: a string escaped (as
+ * $oauth2_jwt_claim_NAME's), a number in decimal, true or false, an
+ * object or an array as compact JSON, escaped; nothing for null, a
+ * missing claim, an opaque token.
+ */
+
+static ngx_int_t
+ngx_http_oauth2_jwt_path_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_array_t *path = (ngx_array_t *) data;
+
+    char                   *dump;
+    u_char                 *p;
+    json_t                 *j;
+    ngx_str_t               s, *seg;
+    ngx_uint_t              i;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_oauth2_get_ctx(r);
+
+    if (ctx == NULL || ctx->claims == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    j = ctx->claims;
+    seg = path->elts;
+
+    for (i = 0; j && i < path->nelts; i++) {
+        j = json_is_object(j) ? json_object_getn(j, (char *) seg[i].data,
+                                                 seg[i].len)
+                              : NULL;
+    }
+
+    if (j == NULL || json_is_null(j)) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (json_is_string(j)) {
+        ngx_oauth2_jwt_str(j, &s);
+
+    } else if (json_is_integer(j)) {
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.data = p;
+        s.len = ngx_sprintf(p, "%L", (int64_t) json_integer_value(j)) - p;
+
+    } else if (json_is_real(j)) {
+        p = ngx_pnalloc(r->pool, 64);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.data = p;
+        s.len = ngx_snprintf(p, 64, "%.6f", json_real_value(j)) - p;
+
+    } else if (json_is_boolean(j)) {
+        if (json_is_true(j)) {
+            ngx_str_set(&s, "true");
+
+        } else {
+            ngx_str_set(&s, "false");
+        }
+
+    } else {
+        dump = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (dump == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.len = ngx_strlen(dump);
+        s.data = ngx_pnalloc(r->pool, s.len);
+        if (s.data == NULL) {
+            free(dump);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(s.data, dump, s.len);
+        free(dump);
+    }
+
+    /* free text from outside: escaped before it can reach a header */
+
+    if (ngx_oauth2_escape_pool(r->pool, &s, &s) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    v->data = s.data;
+    v->len = s.len;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

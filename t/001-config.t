@@ -100,6 +100,53 @@ bad_conf('bad timeout',
          "oauth2_redis 127.0.0.1:$redis; oauth2_redis_timeout soon;", '',
          qr/oauth2_redis_timeout/);
 
+bad_conf('claim variable without $',
+         "oauth2_redis 127.0.0.1:$redis;
+          oauth2_jwt_claim_variable jwt_user userName;", '',
+         qr/invalid variable name "jwt_user" in "oauth2_jwt_claim_variable": \$NAME expected/);
+
+bad_conf('claim variable with an empty member',
+         "oauth2_redis 127.0.0.1:$redis;
+          oauth2_jwt_claim_variable \$x cnf..jkt;", '',
+         qr/invalid claim "cnf\.\.jkt" in "oauth2_jwt_claim_variable": an empty name/);
+
+bad_conf('connect_timeout without a time',
+         "oauth2_redis 127.0.0.1:$redis;
+          oauth2_redis_timeout 1s connect_timeout=;", '',
+         qr/"oauth2_redis_timeout" must be more than 0/);
+
+bad_conf('oauth2_redis and oauth2_redis_sentinel together',
+         "oauth2_redis 127.0.0.1:$redis;
+          oauth2_redis_sentinel 127.0.0.1:26379 master=m;", '',
+         qr/"oauth2_redis" and "oauth2_redis_sentinel" both say where Redis is/);
+
+bad_conf('oauth2_redis_sentinel without master=',
+         "oauth2_redis_sentinel 127.0.0.1:26379 127.0.0.1:26380;", '',
+         qr/"oauth2_redis_sentinel" needs at least one Sentinel address and master=NAME/);
+
+bad_conf('a database in the URL out of range',
+         "oauth2_redis redis://127.0.0.1:$redis/70000;", '',
+         qr/invalid "oauth2_redis" URL "redis:\/\/127\.0\.0\.1:\d+\/70000": the database must be 0 to 65535/);
+
+bad_conf('oauth2_redis_connections 0',
+         "oauth2_redis 127.0.0.1:$redis; oauth2_redis_connections 0;", '',
+         qr/"oauth2_redis_connections" must be between 1 and 64/);
+
+bad_conf('rate limit zone too small',
+         "oauth2_redis 127.0.0.1:$redis; oauth2_plan p 1r/s;
+          oauth2_rate_limit_zone 4k;", '',
+         qr/"oauth2_rate_limit_zone" zone "oauth2_rate_limit" of 4096 bytes is too small/);
+
+ok_conf('URLs, TLS, Sentinel, dry run, claim variables',
+        "oauth2_redis_sentinel 127.0.0.1:26379 [::1]:26380 master=m
+             password=x;
+         oauth2_redis_ssl on; oauth2_redis_ssl_verify off;
+         oauth2_redis_connections 4;
+         oauth2_redis_timeout 200ms connect_timeout=2s;
+         oauth2_jwt_claim_variable \$jwt_thumb cnf.x5t#S256;",
+        'location / { oauth2 on; oauth2_dry_run on;
+                      oauth2_subrequests off; }');
+
 bad_conf('zero timeout',
          "oauth2_redis 127.0.0.1:$redis; oauth2_redis_timeout 0;", '',
          qr/"oauth2_redis_timeout" must be more than 0/);

@@ -680,3 +680,57 @@ GET /open
 --- error_code: 200
 --- response_body chomp
 THE SECRET
+
+
+
+=== TEST 36: headers a client sends under the names of the $oauth2_* headers are replaced by proxy_set_header
+--- init
+OAuth2Test::seed_valid('tok-b36', client_id => 'tpp-real', scope => 'accounts',
+                       sub => 'psu-real');
+--- config
+    location /api {
+        oauth2 on;
+        oauth2_scope accounts;
+        proxy_set_header X-Client-Id $oauth2_client_id;
+        proxy_set_header X-Sub $oauth2_sub;
+        proxy_set_header X-Consent-Id "";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend {
+        return 200 "client=$http_x_client_id sub=$http_x_sub consent=$http_x_consent_id\n";
+    }
+--- request
+GET /api
+--- more_headers
+Authorization: Bearer tok-b36
+X-Client-Id: tpp-forged
+X-Sub: psu-forged
+X-Consent-Id: c-forged
+--- error_code: 200
+--- response_body
+client=tpp-real sub=psu-real consent=
+
+
+
+=== TEST 37: a header the location does not set passes as the client sent it (why every identity header must be set or cleared)
+--- init
+OAuth2Test::seed_valid('tok-b37', client_id => 'tpp-real', scope => 'accounts');
+--- config
+    location /api {
+        oauth2 on;
+        oauth2_scope accounts;
+        proxy_set_header X-Client-Id $oauth2_client_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend {
+        return 200 "client=$http_x_client_id sub=$http_x_sub\n";
+    }
+--- request
+GET /api
+--- more_headers
+Authorization: Bearer tok-b37
+X-Client-Id: tpp-forged
+X-Sub: psu-forged
+--- error_code: 200
+--- response_body
+client=tpp-real sub=psu-forged

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Redis's own cost of the module's lookup: the lookup script, taken from
-# ngx_oauth2_redis.c, replayed with redis-benchmark on a Redis of its own,
+# Redis's own cost of the module's lookup: the lookup script (from
+# util/gen-scripts.pl), replayed with redis-benchmark on a Redis of its own,
 # as nginx sends it (one connection, pipelined), with the rate limit off
 # and on, next to a plain HMGET of the same record.
 #
@@ -26,23 +26,8 @@ redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
     --daemonize yes --logfile "$work/redis.log"
 sleep 0.3
 
-# the lookup script: the C string literals of the two macros and of
-# ngx_oauth2_lookup_script, in that order, as the module concatenates them
-python3 - "$top/ngx_oauth2_module/ngx_oauth2_redis.c" > "$work/lookup.lua" <<'PY'
-import re, sys
-src = open(sys.argv[1]).read()
-def literals(text):
-    return ''.join(re.findall(r'"((?:[^"\\]|\\.)*)"', text))
-def macro(name):
-    i = src.index('#define ' + name)
-    return literals(src[i:src.index('\n\n', i)])
-i = src.index('static char  ngx_oauth2_lookup_script[] =')
-body = src[i:src.index(';\n', i)].split('\n', 1)[1]
-body = '\n'.join(l for l in body.split('\n') if 'NGX_OAUTH2_LUA' not in l)
-text = macro('NGX_OAUTH2_LUA_GCRA') + macro('NGX_OAUTH2_LUA_LIMIT') \
-       + literals(body)
-sys.stdout.write(text.encode().decode('unicode_escape'))
-PY
+# the lookup script, as the module loads it
+"$top/util/gen-scripts.pl" --text lookup > "$work/lookup.lua"
 
 sha=$(redis-cli -p "$port" -x SCRIPT LOAD < "$work/lookup.lua")
 key=oauth2:token:$(printf %s bench-token | sha256sum | cut -d' ' -f1)
@@ -50,7 +35,7 @@ redis-cli -p "$port" HSET "$key" client_id bench scope accounts \
     consent_id c-bench >/dev/null
 redis-cli -p "$port" HSET oauth2:consent:c-bench status valid >/dev/null
 
-plans=$'\nbig 1000000 1000000\n'
+now=$(date +%s)
 
 rps() {
     redis-benchmark -p "$port" -c 1 -P 32 -n "$n" -q "$@" 2>&1 \
@@ -64,11 +49,11 @@ for what in lookup-rl-off lookup-rl-on hmget; do
     for r in $(seq "$rounds"); do
         case $what in
         lookup-rl-off)
-            v=$(rps EVALSHA "$sha" 1 "$key" oauth2: 0 "$plans" big 1 \
-                accounts "") ;;
+            v=$(rps EVALSHA "$sha" 1 "$key" oauth2: 0 big 1 accounts "" \
+                "$now" 0 big 1 1000000 1000000) ;;
         lookup-rl-on)
-            v=$(rps EVALSHA "$sha" 1 "$key" oauth2: 1 "$plans" big 1 \
-                accounts "") ;;
+            v=$(rps EVALSHA "$sha" 1 "$key" oauth2: 1 big 1 accounts "" \
+                "$now" 0 big 1 1000000 1000000) ;;
         hmget)
             v=$(rps HMGET "$key" client_id scope plan consent_id sub exp) ;;
         esac

@@ -23,11 +23,18 @@
 #                counters' zone, a label on /t): what counting costs
 #   cached-norl+m  cached-norl with oauth2_metrics: the same, where nginx
 #                does the least
+#   prev-opaque, prev-cached
+#                opaque-c1 and cached with the previous release's module
+#                (BENCH_PREVIOUS, a git revision; built from git archive
+#                into the bench's folder; left out, with a note, where
+#                the checkout has no such revision; BENCH_PREVIOUS=none
+#                leaves them out)
 #
-# Prints requests/s, p50/p99 latency, the ratios to plain and to the Lua
-# location, the Redis round trips per request (INFO commandstats), the CPU
-# time the nginx worker and Redis spent per request, Redis's own cost of
-# each script (usec_per_call), and the issue's goals, met or not.
+# Prints requests/s, p50/p99 latency (at peak, and at half of each path's
+# peak), the ratios to plain and to the Lua location, the Redis round
+# trips per request (INFO commandstats), the CPU time the nginx worker and
+# Redis spent per request, Redis's own cost of each script
+# (usec_per_call), and the issue's goals, met or not.
 
 set -euo pipefail
 
@@ -38,6 +45,9 @@ conns=${3:-64}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 MODULE=${MODULE:-$top/build/ngx_http_oauth2_module.so}
 LUA_MODULES=/usr/lib/nginx/modules
+# the release before the Redis connection layer of nginx's own (TLS,
+# Sentinel) and the lean scripts: what this round is compared with
+BENCH_PREVIOUS=${BENCH_PREVIOUS:-e6b585d}
 work=$(mktemp -d /tmp/oauth2-bench.XXXXXX)
 chmod 755 "$work"
 
@@ -91,6 +101,7 @@ jwt_hs=$(perl -I"$top/t/lib" -MOAuth2JWT -e '
 # instance NAME PORT HTTP-LINES LOCATION [SERVER-LINES]
 instance() {
     local name=$1 port=$2 http=$3 loc=$4 extra=${5:-} load="load_module $MODULE;"
+    case $name in prev-*) load="load_module $work/prev.so;" ;; esac
     mkdir -p "$work/$name/conf" "$work/$name/logs"
     if [ "$name" = lua ]; then
         load="load_module $LUA_MODULES/ndk_http_module.so;
@@ -127,8 +138,27 @@ oauth2_http="oauth2_redis 127.0.0.1:$rport;
 oauth2_loc="oauth2 on; oauth2_scope accounts;"
 
 declare -A port url
+# the previous release's module, built as make builds this one
+prev=""
+if [ "$BENCH_PREVIOUS" != none ] \
+   && git -C "$top" cat-file -e "$BENCH_PREVIOUS^{commit}" 2>/dev/null; then
+    mkdir -p "$work/prev-src"
+    git -C "$top" archive "$BENCH_PREVIOUS" | tar -x -C "$work/prev-src"
+    echo "building the previous release ($BENCH_PREVIOUS) ..."
+    if make -C "$work/prev-src" all \
+           > "$work/prev-build.log" 2>&1; then
+        cp "$work/prev-src/build/ngx_http_oauth2_module.so" "$work/prev.so"
+        prev="prev-opaque prev-cached"
+    else
+        echo "the previous release did not build: $work/prev-build.log"
+        tail -20 "$work/prev-build.log"
+    fi
+else
+    echo "no previous release to compare with (BENCH_PREVIOUS=$BENCH_PREVIOUS)"
+fi
+
 for p in plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached \
-         cached-norl jwt-hs opaque-c1+m cached-norl+m; do
+         cached-norl jwt-hs opaque-c1+m cached-norl+m $prev; do
     port[$p]=$(free_port)
     url[$p]=http://127.0.0.1:${port[$p]}/t
 done
@@ -155,6 +185,11 @@ instance cached-norl+m "${port[cached-norl+m]}" \
     "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" \
     "$oauth2_loc oauth2_rate_limit off; oauth2_metrics_label t;" \
     "$metrics_loc"
+if [ -n "$prev" ]; then
+    instance prev-opaque "${port[prev-opaque]}" "$oauth2_http" "$oauth2_loc"
+    instance prev-cached "${port[prev-cached]}" \
+        "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" "$oauth2_loc"
+fi
 instance jwt-hs "${port[jwt-hs]}" "$oauth2_http" \
     "$oauth2_loc oauth2_token_type jwt; oauth2_consent off;
      oauth2_rate_limit off;"
@@ -230,7 +265,7 @@ for p in "${!url[@]}"; do hdr[$p]="Authorization: Bearer $opaque"; done
 hdr[plain]="X-None: 1"
 hdr[jwt-hs]="Authorization: Bearer $jwt_hs"
 paths="plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached cached-norl jwt-hs
-       opaque-c1+m cached-norl+m"
+       opaque-c1+m cached-norl+m $prev"
 
 for p in $paths; do   # every path answers 200 before anything is measured
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "${hdr[$p]}" "${url[$p]}")
@@ -308,6 +343,26 @@ echo "(redis/req: EVALSHA calls per request on the plaintext Redis; nginx us,"
 echo " redis us: CPU time of the nginx worker and of that Redis per request;"
 echo " opaque-tls talks to a Redis of its own, its redis columns are 0)"
 
+# latency at half of each path's peak: every connection waits 10 ms
+# (wrk's delay()) after each answer, with as many connections as make
+# half the rate measured above; wrk measures from the request it sent,
+# so a stall shows in p99 as it would for a client
+echo
+echo "Latency at half of each path's peak (wrk -s delay 10 ms, one run):"
+printf '%-14s %8s %8s %9s %9s
+' path target 'req/s' p50 p99
+echo 'function delay() return 10 end' > "$work/delay.lua"
+for p in $paths; do
+    target=$(( $(mean "${rps[$p]}") / 2 ))
+    c=$(( (target + 50) / 100 )); [ "$c" -ge 1 ] || c=1
+    out=$(wrk -t1 -c"$c" -d"${secs}s" --latency -s "$work/delay.lua" \
+          -H "${hdr[$p]}" "${url[$p]}")
+    printf '%-14s %8s %8s %9s %9s\n' "$p" "$target" \
+        "$(echo "$out" | awk '/Requests\/sec/ { printf "%.0f", $2 }')" \
+        "$(echo "$out" | awk '$1 == "50%" { print $2 }')" \
+        "$(echo "$out" | awk '$1 == "99%" { print $2 }')"
+done
+
 # Redis's own cost of each script, on a Redis of its own, no nginx
 echo
 echo "Redis's cost per call (INFO commandstats usec_per_call, redis-benchmark -P 32):"
@@ -344,6 +399,21 @@ goal "cached, no rate limit x plain" \
     "$(echo "scale=3; $(mean "${rps[cached-norl]}") / $base" | bc)" 0.93
 goal "cached + rate limit x the Lua location" \
     "$(echo "scale=2; $(mean "${rps[cached]}") / $lua" | bc)" 1.0
+
+if [ -n "$prev" ]; then
+    echo
+    echo "This release against the previous one ($BENCH_PREVIOUS), same run:"
+    for pair in opaque-c1:prev-opaque cached:prev-cached; do
+        a=${pair%%:*} b=${pair##*:}
+        printf '  %-12s x %-12s req/s %5s, nginx us %s vs %s, redis us %s vs %s\n' \
+            "$a" "$b" \
+            "$(echo "scale=3; $(mean "${rps[$a]}") / $(mean "${rps[$b]}")" | bc)" \
+            "$(echo "scale=1; ${wcpu[$a]} / ${reqs[$a]}" | bc)" \
+            "$(echo "scale=1; ${wcpu[$b]} / ${reqs[$b]}" | bc)" \
+            "$(echo "scale=1; ${rcpu[$a]} / ${reqs[$a]}" | bc)" \
+            "$(echo "scale=1; ${rcpu[$b]} / ${reqs[$b]}" | bc)"
+    done
+fi
 
 # what counting costs (issue 14): each path with and without the metrics
 # zone, round by round (the rounds' spread is the noise of the machine)

@@ -24,11 +24,11 @@ sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
 
 rcli() { redis-cli -p "$REDIS_PORT" "$@" >/dev/null; }
 
-token() {   # token client scope consent_id
+token() {   # token client scope consent_id [plan]
     local key="oauth2:token:$(sha "$1")"
     rcli DEL "$key"
     rcli HSET "$key" client_id "$2" scope "$3" consent_id "$4" \
-        plan gold sub "psu-$2"
+        plan "${5:-gold}" sub "psu-$2"
     rcli EXPIRE "$key" 3600
 }
 
@@ -38,7 +38,8 @@ start() {
 
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
         --appendonly no --daemonize yes --dir "$run" \
-        --pidfile "$run/redis.pid" --logfile "$run/redis.log"
+        --pidfile "$run/redis.pid" --logfile "$run/redis.log" \
+        --enable-debug-command local
     for _ in $(seq 50); do
         redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
         sleep 0.1
@@ -47,6 +48,9 @@ start() {
     token demo-payments tpp-acme "accounts paymentRequest" consent-1
     token demo-accounts tpp-acme "accounts" consent-1
     token demo-revoked tpp-globex "accounts paymentRequest" consent-2
+    token demo-trial tpp-initech "accounts" consent-1 trial
+    rcli DEL 'oauth2:rl:{tpp-initech}:trial:2:60000000'
+    token demo-slow tpp-acme "accounts" consent-1
     rcli HSET oauth2:consent:consent-1 status valid
     rcli HSET oauth2:consent:consent-2 status revoked
 
@@ -64,14 +68,26 @@ start() {
         "401: unknown token|-H 'Authorization: Bearer nope' $base/aisp/accounts"
         "403: token without the paymentRequest scope|-H 'Authorization: Bearer demo-accounts' $base/pisp/domestic-payments"
         "403: consent revoked|-H 'Authorization: Bearer demo-revoked' $base/aisp/accounts"
+        "200: a client on the trial plan (2 requests a minute)|-H 'Authorization: Bearer demo-trial' $base/aisp/accounts"
+        "200: its second request|-H 'Authorization: Bearer demo-trial' $base/aisp/accounts"
+        "429: its third, over the plan|-H 'Authorization: Bearer demo-trial' $base/aisp/accounts"
+        "503: Redis stalls (DEBUG SLEEP 1) longer than oauth2_redis_timeout (500ms)|-H 'Authorization: Bearer demo-slow' $base/aisp/accounts"
     )
 
     echo "Redis on 127.0.0.1:$REDIS_PORT, nginx on 127.0.0.1:8080 ($run)"
     echo
     for d in "${demos[@]}"; do
+        case $d in
+        503*)
+            # a token the cache does not hold yet, Redis asleep
+            (redis-cli -p "$REDIS_PORT" DEBUG SLEEP 1 >/dev/null &)
+            sleep 0.1 ;;
+        esac
         echo "# ${d%%|*}"
         echo "curl -si ${d#*|}"
-        eval "curl -si ${d#*|}" | grep -E '^(HTTP|WWW-Auth)|^\{' || true
+        eval "curl -si ${d#*|}" \
+            | grep -E '^(HTTP|WWW-Auth|Retry-After|X-RateLimit-Remaining)|^\{' \
+            || true
         echo
     done
     echo "# the module's counters (Prometheus text; /metrics.json: the same as JSON)"
