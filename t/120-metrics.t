@@ -536,7 +536,36 @@ Test::More::is($m->{'oauth2_token_source_total{source="redis"}'}, 1, 'one lookup
 
 
 
-=== TEST 15: GET and HEAD only
+=== TEST 15: oauth2_dry_run: let through, counted with the outcome it would have had
+--- config eval
+$main::Config . <<'_EOC_';
+    location /rollout {
+        oauth2 on;
+        oauth2_dry_run on;
+        oauth2_scope payments;
+        oauth2_metrics_label rollout;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+_EOC_
+--- init
+OAuth2Test::seed_valid('m15-tok', client_id => 'm15', scope => 'accounts');
+my @s = (main::req('/rollout', 'm15-tok'), main::req('/rollout'));
+Test::More::is("@s", '200 200', 'both let through');
+my $m = main::metrics();
+Test::More::is($m->{'oauth2_requests_total{outcome="insufficient_scope",location="rollout"}'},
+               1, 'counted as the refusal it would have been');
+Test::More::is($m->{'oauth2_requests_total{outcome="invalid_token",location="rollout"}'},
+               1, 'the missing token too');
+Test::More::is($m->{'oauth2_requests_total{outcome="allowed",location="rollout"}'},
+               0, 'none counted allowed');
+Test::More::is($m->{'oauth2_token_failures_total{reason="missing"}'}, 1,
+               'the reason');
+--- response_body_like chomp
+\noauth2_requests_total\{outcome="insufficient_scope",location="rollout"\} 1\n
+
+
+
+=== TEST 16: GET and HEAD only
 --- request
 POST /metrics
 x=1
@@ -546,7 +575,7 @@ Allow: GET, HEAD
 
 
 
-=== TEST 16: HEAD: the headers only
+=== TEST 17: HEAD: the headers only
 --- request
 HEAD /metrics
 --- response_headers
@@ -555,7 +584,7 @@ Content-Type: text/plain; version=0.0.4; charset=utf-8
 
 
 
-=== TEST 17: labels without oauth2_metrics: no zone, nothing counted, nothing breaks
+=== TEST 18: labels without oauth2_metrics: no zone, nothing counted, nothing breaks
 --- config
     location /accounts {
         oauth2 on;
@@ -575,7 +604,7 @@ ok
 
 
 
-=== TEST 18: a label of UTF-8 is kept as it is
+=== TEST 19: a label of UTF-8 is kept as it is
 --- config
     location /accounts {
         oauth2 on;
