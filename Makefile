@@ -53,7 +53,7 @@ DEB_BUILD_DEPS := debhelper dpkg-dev nginx-dev libhiredis-dev \
                   libjansson-dev libjwt-dev libssl-dev gcc make
 
 FUZZ_TIME    ?= 20
-FUZZ_TARGETS ?= token redis jwt
+FUZZ_TARGETS ?= token redis jwt form
 
 .PHONY: all deps deb test test-valgrind fuzz run stop bench clean
 
@@ -105,7 +105,9 @@ test: deps $(MODULE)
 # the suites that do not depend on timing, with nginx under valgrind
 VALGRIND_T ?= t/010-token.t t/015-boundary.t t/016-access-checker.t \
               t/020-scope.t t/030-consent.t t/041-client-gone.t \
-              t/060-ratelimit.t t/070-jwt.t t/080-bad-input.t
+              t/060-ratelimit.t t/070-jwt.t t/080-bad-input.t \
+              t/110-authorize.t t/111-token.t t/112-consent-api.t \
+              t/113-revoke.t t/118-authz-client-gone.t
 
 test-valgrind: deps $(MODULE)
 	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null

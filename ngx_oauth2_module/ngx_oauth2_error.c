@@ -375,6 +375,8 @@ ngx_http_oauth2_refuse(ngx_http_request_t *r,
 /*
  * nginx's own page for a status the module refused a request with (no
  * error_page took it: the URI did not change) becomes the module's JSON.
+ * Only nginx's own page sets r->err_status: with satisfy any, a request
+ * another access module let in keeps its upstream's 401 or 403 as it is.
  */
 
 static ngx_int_t
@@ -386,6 +388,7 @@ ngx_http_oauth2_header_filter(ngx_http_request_t *r)
 
     if (ctx == NULL || ctx->status == 0 || ctx->replace
         || r->headers_out.status != ctx->status
+        || r->err_status != ctx->status
         || r->uri_changes != ctx->uri_changes)
     {
         return ngx_http_next_header_filter(r);

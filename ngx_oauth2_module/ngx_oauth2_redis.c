@@ -461,6 +461,13 @@ ngx_oauth2_redis_init_conf(ngx_conf_t *cf, ngx_http_oauth2_main_conf_t *omcf)
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * a write that must wait is retried with what was queued meanwhile
+     * appended, and the buffer may have moved (ngx_oauth2_conn_append):
+     * never shorter, never other bytes, but not at the same address
+     */
+    SSL_CTX_set_mode(rcf->ssl_ctx->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
         ngx_ssl_cleanup_ctx(rcf->ssl_ctx);

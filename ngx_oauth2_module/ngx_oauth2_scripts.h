@@ -12,7 +12,7 @@
 
 /* gcra.lua + gate.lua + lookup.lua */
 
-#define NGX_OAUTH2_SCRIPT_LOOKUP_SHA1                                      \
+#define NGX_OAUTH2_SCRIPT_LOOKUP_SHA1                                         \
     "7d47b695226e506b15d12fe03c579d0bffcc4236"
 
 static char  ngx_oauth2_script_lookup[] =
@@ -280,7 +280,7 @@ static char  ngx_oauth2_script_ratelimit[] =
 
 /* gcra.lua + gate.lua + jwt.lua */
 
-#define NGX_OAUTH2_SCRIPT_JWT_SHA1                                      \
+#define NGX_OAUTH2_SCRIPT_JWT_SHA1                                            \
     "4f1754d921c83ce47137db7ffaffefda1dcdfbb5"
 
 static char  ngx_oauth2_script_jwt[] =
@@ -456,6 +456,295 @@ static char  ngx_oauth2_script_jwt[] =
     "                     false, false, cs)}\n";
 
 
+/* authz_put.lua */
+
+#define NGX_OAUTH2_SCRIPT_AUTHZ_PUT_SHA1                                      \
+    "d92d73ee89c9d205d98a3f3cbc1ff9ec28b21ed1"
+
+static char  ngx_oauth2_script_authz_put[] =
+    "-- A record written whole, with its TTL, in one step: a pending\n"
+    "-- authorization request, the access token of client_credentials, the\n"
+    "-- record of a JWT access token's jti.\n"
+    "--\n"
+    "-- KEYS[1]: the record's key; ARGV[1]: its TTL in seconds; ARGV[2..]:\n"
+    "-- field, value, field, value, ...  Returns 1.\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+    "return 1\n";
+
+
+/* authz_decide.lua */
+
+#define NGX_OAUTH2_SCRIPT_AUTHZ_DECIDE_SHA1                                   \
+    "df77657e0adf0913323a28315ab6b8cb35e9d39d"
+
+static char  ngx_oauth2_script_authz_decide[] =
+    "-- The user's decision on a pending authorization request, reported by\n"
+    "-- the bank's consent application.  A request is decided once: the first\n"
+    "-- decision consumes it.  \"allow\" creates the consent and the code.\n"
+    "--\n"
+    "-- KEYS[1]: <prefix>authz:<request id>; KEYS[2]: <prefix>consent:<new\n"
+    "-- consent id>; KEYS[3]: <prefix>code:<sha256 of the new code>.\n"
+    "-- ARGV: decision (allow or deny), user, scope ('' for the scope the\n"
+    "-- client asked for), consent id, created, expires (Unix seconds), the\n"
+    "-- consent key's TTL, the code's TTL (seconds).\n"
+    "-- Returns {0} for an unknown (used, expired) request; {2} for a scope\n"
+    "-- that is not part of the one asked for (the request stays pending);\n"
+    "-- else {1, redirect_uri, state ('' when none), client_id}.\n"
+    "local f = redis.call('HMGET', KEYS[1], 'client_id', 'redirect_uri',\n"
+    "                     'redirect_given', 'scope', 'state',\n"
+    "                     'code_challenge')\n"
+    "if not f[1] then return {0} end\n"
+    "local scope = f[4] or ''\n"
+    "if ARGV[3] ~= '' then\n"
+    "  local asked = ' ' .. scope .. ' '\n"
+    "  for s in string.gmatch(ARGV[3], '%S+') do\n"
+    "    if not string.find(asked, ' ' .. s .. ' ', 1, true) then\n"
+    "      return {2}\n"
+    "    end\n"
+    "  end\n"
+    "  scope = ARGV[3]\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "if ARGV[1] == 'allow' then\n"
+    "  redis.call('HSET', KEYS[2], 'status', 'valid', 'client_id', f[1],\n"
+    "             'sub', ARGV[2], 'scope', scope, 'created', ARGV[5],\n"
+    "             'expires', ARGV[6])\n"
+    "  redis.call('EXPIRE', KEYS[2], ARGV[7])\n"
+    "  redis.call('HSET', KEYS[3], 'client_id', f[1], 'redirect_uri', f[2],\n"
+    "             'redirect_given', f[3] or '0',\n"
+    "             'code_challenge', f[6] or '', 'scope', scope,\n"
+    "             'consent_id', ARGV[4], 'sub', ARGV[2])\n"
+    "  redis.call('EXPIRE', KEYS[3], ARGV[8])\n"
+    "end\n"
+    "return {1, f[2], f[5] or '', f[1]}\n";
+
+
+/* authz_issue.lua + authz_code.lua */
+
+#define NGX_OAUTH2_SCRIPT_AUTHZ_CODE_SHA1                                     \
+    "1f0b7bb65fe519b206fa740d5bc582f83fe107a7"
+
+static char  ngx_oauth2_script_authz_code[] =
+    "-- Tokens from a grant (authz_code.lua, authz_refresh.lua): the access\n"
+    "-- token's record and the refresh token's, neither outliving the consent\n"
+    "-- behind them.\n"
+    "--\n"
+    "-- consent_left(prefix, consent id, now): the seconds the consent has\n"
+    "-- left, or nil when it is not valid (revoked, expired, gone, not a\n"
+    "-- hash).  A consent without \"expires\" is bounded by its key alone.\n"
+    "local function consent_left(prefix, id, now)\n"
+    "  if not id or id == '' then return nil end\n"
+    "  local c = redis.pcall('HMGET', prefix .. 'consent:' .. id, 'status',\n"
+    "                        'expires')\n"
+    "  if c.err or c[1] ~= 'valid' then return nil end\n"
+    "  local exp = tonumber(c[2] or '')\n"
+    "  if not exp then return 315360000 end\n"
+    "  if exp <= now then return nil end\n"
+    "  return exp - now\n"
+    "end\n"
+    "-- issue(t, now, access TTL, refresh TTL, left): KEYS[2] gets the access\n"
+    "-- token's record (<prefix>token:<sha256> with client_id, scope, plan,\n"
+    "-- consent_id, sub, exp; for a JWT, <prefix>jwt:<jti> with client_id,\n"
+    "-- jti, exp), KEYS[3] the refresh token's (client_id, scope, consent_id,\n"
+    "-- sub).  t: client_id, scope, refresh_scope, plan, consent_id, sub,\n"
+    "-- jti.\n"
+    "-- Returns {1, scope, consent_id, sub, expires_in, exp}.\n"
+    "local function issue(t, now, attl, rttl, left)\n"
+    "  if left < attl then attl = left end\n"
+    "  if left < rttl then rttl = left end\n"
+    "  local exp = string.format('%d', now + attl)\n"
+    "  redis.call('DEL', KEYS[2])\n"
+    "  if t.jti == '' then\n"
+    "    redis.call('HSET', KEYS[2], 'client_id', t.client_id,\n"
+    "               'scope', t.scope, 'plan', t.plan,\n"
+    "               'consent_id', t.consent_id, 'sub', t.sub, 'exp', exp)\n"
+    "  else\n"
+    "    redis.call('HSET', KEYS[2], 'client_id', t.client_id,\n"
+    "               'jti', t.jti, 'exp', exp)\n"
+    "  end\n"
+    "  redis.call('EXPIRE', KEYS[2], attl)\n"
+    "  redis.call('DEL', KEYS[3])\n"
+    "  redis.call('HSET', KEYS[3], 'client_id', t.client_id,\n"
+    "             'scope', t.refresh_scope, 'consent_id', t.consent_id,\n"
+    "             'sub', t.sub)\n"
+    "  redis.call('EXPIRE', KEYS[3], rttl)\n"
+    "  return {1, t.scope, t.consent_id, t.sub, attl, exp}\n"
+    "end\n"
+    "-- The token request of an authorization code (RFC 6749 4.1.3).  A code\n"
+    "-- works once: the first request that names it consumes it, whatever\n"
+    "-- follows, so of two requests at the same moment one gets the tokens.\n"
+    "--\n"
+    "-- KEYS[1]: <prefix>code:<sha256 of the code>; KEYS[2]: the new access\n"
+    "-- token's key (<prefix>token:<sha256>, or <prefix>jwt:<jti>); KEYS[3]:\n"
+    "-- the new refresh token's, <prefix>refresh:<sha256>.\n"
+    "-- ARGV: prefix, client_id, redirect_uri ('' when not sent), the PKCE\n"
+    "-- challenge of code_verifier ('' when not sent), plan, now, access\n"
+    "-- token TTL, refresh token TTL, jti ('' for an opaque token).\n"
+    "-- Returns {0, why} when the grant is invalid, else issue()'s reply.\n"
+    "local f = redis.call('HMGET', KEYS[1], 'client_id', 'redirect_uri',\n"
+    "                     'redirect_given', 'code_challenge', 'scope',\n"
+    "                     'consent_id', 'sub')\n"
+    "if not f[1] then return {0, 'unknown, expired or used code'} end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "if f[1] ~= ARGV[2] then return {0, 'code of another client'} end\n"
+    "if (f[3] == '1' or ARGV[3] ~= '') and ARGV[3] ~= f[2] then\n"
+    "  return {0, 'redirect_uri is not the authorization request\\'s'}\n"
+    "end\n"
+    "if (f[4] or '') ~= ARGV[4] then\n"
+    "  return {0, 'code_verifier does not match the code_challenge'}\n"
+    "end\n"
+    "local now = tonumber(ARGV[6])\n"
+    "local left = consent_left(ARGV[1], f[6], now)\n"
+    "if not left then return {0, 'consent is not valid'} end\n"
+    "return issue({client_id = f[1], scope = f[5] or '',\n"
+    "              refresh_scope = f[5] or '', plan = ARGV[5],\n"
+    "              consent_id = f[6], sub = f[7] or '', jti = ARGV[9]},\n"
+    "             now, tonumber(ARGV[7]), tonumber(ARGV[8]), left)\n";
+
+
+/* authz_issue.lua + authz_refresh.lua */
+
+#define NGX_OAUTH2_SCRIPT_AUTHZ_REFRESH_SHA1                                  \
+    "cdb895f3ad435b5c6595422eebca6bea6e721a1b"
+
+static char  ngx_oauth2_script_authz_refresh[] =
+    "-- Tokens from a grant (authz_code.lua, authz_refresh.lua): the access\n"
+    "-- token's record and the refresh token's, neither outliving the consent\n"
+    "-- behind them.\n"
+    "--\n"
+    "-- consent_left(prefix, consent id, now): the seconds the consent has\n"
+    "-- left, or nil when it is not valid (revoked, expired, gone, not a\n"
+    "-- hash).  A consent without \"expires\" is bounded by its key alone.\n"
+    "local function consent_left(prefix, id, now)\n"
+    "  if not id or id == '' then return nil end\n"
+    "  local c = redis.pcall('HMGET', prefix .. 'consent:' .. id, 'status',\n"
+    "                        'expires')\n"
+    "  if c.err or c[1] ~= 'valid' then return nil end\n"
+    "  local exp = tonumber(c[2] or '')\n"
+    "  if not exp then return 315360000 end\n"
+    "  if exp <= now then return nil end\n"
+    "  return exp - now\n"
+    "end\n"
+    "-- issue(t, now, access TTL, refresh TTL, left): KEYS[2] gets the access\n"
+    "-- token's record (<prefix>token:<sha256> with client_id, scope, plan,\n"
+    "-- consent_id, sub, exp; for a JWT, <prefix>jwt:<jti> with client_id,\n"
+    "-- jti, exp), KEYS[3] the refresh token's (client_id, scope, consent_id,\n"
+    "-- sub).  t: client_id, scope, refresh_scope, plan, consent_id, sub,\n"
+    "-- jti.\n"
+    "-- Returns {1, scope, consent_id, sub, expires_in, exp}.\n"
+    "local function issue(t, now, attl, rttl, left)\n"
+    "  if left < attl then attl = left end\n"
+    "  if left < rttl then rttl = left end\n"
+    "  local exp = string.format('%d', now + attl)\n"
+    "  redis.call('DEL', KEYS[2])\n"
+    "  if t.jti == '' then\n"
+    "    redis.call('HSET', KEYS[2], 'client_id', t.client_id,\n"
+    "               'scope', t.scope, 'plan', t.plan,\n"
+    "               'consent_id', t.consent_id, 'sub', t.sub, 'exp', exp)\n"
+    "  else\n"
+    "    redis.call('HSET', KEYS[2], 'client_id', t.client_id,\n"
+    "               'jti', t.jti, 'exp', exp)\n"
+    "  end\n"
+    "  redis.call('EXPIRE', KEYS[2], attl)\n"
+    "  redis.call('DEL', KEYS[3])\n"
+    "  redis.call('HSET', KEYS[3], 'client_id', t.client_id,\n"
+    "             'scope', t.refresh_scope, 'consent_id', t.consent_id,\n"
+    "             'sub', t.sub)\n"
+    "  redis.call('EXPIRE', KEYS[3], rttl)\n"
+    "  return {1, t.scope, t.consent_id, t.sub, attl, exp}\n"
+    "end\n"
+    "-- A refresh (RFC 6749 6).  Refresh tokens are single use and rotated\n"
+    "-- here, in one step: the old one is deleted as the new pair is written,\n"
+    "-- so of two requests at the same moment one gets the new pair.\n"
+    "--\n"
+    "-- KEYS[1]: <prefix>refresh:<sha256 of the refresh token>; KEYS[2],\n"
+    "-- KEYS[3]: the new tokens' keys, as for authz_code.lua.\n"
+    "-- ARGV: prefix, client_id, scope ('' for the grant's), plan, now,\n"
+    "-- access token TTL, refresh token TTL, jti ('' for an opaque token).\n"
+    "-- Returns {0, why} when the grant is invalid; {2} for a scope beyond\n"
+    "-- the grant's (the refresh token is kept); else issue()'s reply.\n"
+    "local f = redis.call('HMGET', KEYS[1], 'client_id', 'scope',\n"
+    "                     'consent_id', 'sub')\n"
+    "if not f[1] then\n"
+    "  return {0, 'unknown, expired or used refresh token'}\n"
+    "end\n"
+    "if f[1] ~= ARGV[2] then\n"
+    "  return {0, 'refresh token of another client'}\n"
+    "end\n"
+    "local scope = f[2] or ''\n"
+    "if ARGV[3] ~= '' then\n"
+    "  local granted = ' ' .. scope .. ' '\n"
+    "  for s in string.gmatch(ARGV[3], '%S+') do\n"
+    "    if not string.find(granted, ' ' .. s .. ' ', 1, true) then\n"
+    "      return {2}\n"
+    "    end\n"
+    "  end\n"
+    "  scope = ARGV[3]\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "local now = tonumber(ARGV[5])\n"
+    "local left = consent_left(ARGV[1], f[3], now)\n"
+    "if not left then return {0, 'consent is not valid'} end\n"
+    "return issue({client_id = f[1], scope = scope,\n"
+    "              refresh_scope = f[2] or '', plan = ARGV[4],\n"
+    "              consent_id = f[3], sub = f[4] or '', jti = ARGV[8]},\n"
+    "             now, tonumber(ARGV[6]), tonumber(ARGV[7]), left)\n";
+
+
+/* authz_consent_revoke.lua */
+
+#define NGX_OAUTH2_SCRIPT_AUTHZ_CONSENT_REVOKE_SHA1                           \
+    "664e87512a7c3fa42c1ffd26d059db9f70b77885"
+
+static char  ngx_oauth2_script_authz_consent_revoke[] =
+    "-- DELETE of the consent API: the client's own consent is revoked.  From\n"
+    "-- the next request on, every access token behind it gets the gateway's\n"
+    "-- 403, and its refresh tokens invalid_grant; the key keeps its TTL.\n"
+    "--\n"
+    "-- KEYS[1]: <prefix>consent:<id>; ARGV[1]: the client_id.\n"
+    "-- Returns 1, or 0 for a consent that is unknown or another client's.\n"
+    "if redis.call('HGET', KEYS[1], 'client_id') ~= ARGV[1] then\n"
+    "  return 0\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'status', 'revoked')\n"
+    "return 1\n";
+
+
+/* authz_revoke.lua */
+
+#define NGX_OAUTH2_SCRIPT_AUTHZ_REVOKE_SHA1                                   \
+    "d6bc6797387e3fbcad8cdb6c948797087a7f9add"
+
+static char  ngx_oauth2_script_authz_revoke[] =
+    "-- Token revocation (RFC 7009): the first of the token's possible\n"
+    "-- records that exists is deleted if it belongs to the client.  A JWT\n"
+    "-- access token's jti is also written to <prefix>revoked:<jti>, which\n"
+    "-- the gateway checks with oauth2_jwt_revocation on, until its exp and\n"
+    "-- 5 minutes more (a leeway).\n"
+    "--\n"
+    "-- KEYS[1], KEYS[2]: <prefix>token:<sha256> and <prefix>refresh:<sha256>\n"
+    "-- of the token, in the order token_type_hint suggests; for a token that\n"
+    "-- looks like a JWT, KEYS[3]: <prefix>jwt:<jti>, KEYS[4]:\n"
+    "-- <prefix>revoked:<jti>.  ARGV[1]: the client_id; ARGV[2]: now.\n"
+    "-- Returns 1 when a token was revoked, else 0.\n"
+    "for i = 1, math.min(#KEYS, 3) do\n"
+    "  local f = redis.call('HMGET', KEYS[i], 'client_id', 'jti', 'exp')\n"
+    "  if f[1] then\n"
+    "    if f[1] ~= ARGV[1] then return 0 end\n"
+    "    redis.call('DEL', KEYS[i])\n"
+    "    local exp = tonumber(f[3] or '')\n"
+    "    if f[2] and KEYS[4] and exp and exp > tonumber(ARGV[2]) then\n"
+    "      redis.call('SET', KEYS[4], '1', 'EX',\n"
+    "                 exp - tonumber(ARGV[2]) + 300)\n"
+    "    end\n"
+    "    return 1\n"
+    "  end\n"
+    "end\n"
+    "return 0\n";
+
+
 static ngx_oauth2_script_t  ngx_oauth2_scripts[] = {
     { ngx_oauth2_script_lookup, sizeof(ngx_oauth2_script_lookup) - 1,
       (u_char *) NGX_OAUTH2_SCRIPT_LOOKUP_SHA1 },
@@ -463,6 +752,22 @@ static ngx_oauth2_script_t  ngx_oauth2_scripts[] = {
       (u_char *) NGX_OAUTH2_SCRIPT_RATELIMIT_SHA1 },
     { ngx_oauth2_script_jwt, sizeof(ngx_oauth2_script_jwt) - 1,
       (u_char *) NGX_OAUTH2_SCRIPT_JWT_SHA1 },
+    { ngx_oauth2_script_authz_put, sizeof(ngx_oauth2_script_authz_put) - 1,
+      (u_char *) NGX_OAUTH2_SCRIPT_AUTHZ_PUT_SHA1 },
+    { ngx_oauth2_script_authz_decide,
+      sizeof(ngx_oauth2_script_authz_decide) - 1,
+      (u_char *) NGX_OAUTH2_SCRIPT_AUTHZ_DECIDE_SHA1 },
+    { ngx_oauth2_script_authz_code, sizeof(ngx_oauth2_script_authz_code) - 1,
+      (u_char *) NGX_OAUTH2_SCRIPT_AUTHZ_CODE_SHA1 },
+    { ngx_oauth2_script_authz_refresh,
+      sizeof(ngx_oauth2_script_authz_refresh) - 1,
+      (u_char *) NGX_OAUTH2_SCRIPT_AUTHZ_REFRESH_SHA1 },
+    { ngx_oauth2_script_authz_consent_revoke,
+      sizeof(ngx_oauth2_script_authz_consent_revoke) - 1,
+      (u_char *) NGX_OAUTH2_SCRIPT_AUTHZ_CONSENT_REVOKE_SHA1 },
+    { ngx_oauth2_script_authz_revoke,
+      sizeof(ngx_oauth2_script_authz_revoke) - 1,
+      (u_char *) NGX_OAUTH2_SCRIPT_AUTHZ_REVOKE_SHA1 },
 };
 
 

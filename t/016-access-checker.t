@@ -257,3 +257,51 @@ Authorization: Bearer tok-ac11
 ["X-RateLimit-Remaining: 0", "X-RateLimit-Remaining: 0"]
 --- response_body eval
 ["in\n", '{"httpCode":"429","httpMessage":"Too Many Requests","moreInformation":"Rate Limit exceeded"}']
+
+
+
+=== TEST 11: satisfy any lets the request in: the upstream's own 401 passes untouched
+--- config
+    location /api {
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        oauth2 on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend {
+        add_header WWW-Authenticate 'Basic realm="backend"' always;
+        return 401 "backend says no\n";
+    }
+--- request
+GET /api
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Basic realm="backend"
+--- response_body
+backend says no
+
+
+
+=== TEST 12: the same for the upstream's 403 after the module refused with 403
+--- init
+OAuth2Test::seed_valid('tok-ac12', client_id => 'tpp-ac12', scope => 'accounts');
+--- config
+    location /api {
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        oauth2 on;
+        oauth2_scope payments;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend {
+        return 403 "backend forbids\n";
+    }
+--- request
+GET /api
+--- more_headers
+Authorization: Bearer tok-ac12
+--- error_code: 403
+--- response_body
+backend forbids

@@ -15,6 +15,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Digest::SHA qw(sha256_hex);
 use Time::HiRes qw(sleep);
+use IO::Socket::INET;
 use OAuth2Redis;
 use OAuth2Nginx;
 
@@ -260,6 +261,85 @@ _EOC_
     server { listen 127.0.0.1:\$PORT; location / { oauth2 on; } }
 _EOC_
     ok(!defined $n, 'rediss:// with oauth2_redis_ssl off fails');
+}
+
+# 9. calls keep coming while a write to Redis waits: OpenSSL must accept
+# the retry from a buffer that has grown (and moved) meanwhile.  Redis
+# sleeps, so it reads nothing; three hundred requests, each call about
+# 80 KB (a long oauth2_scope_any), fill the socket; when Redis wakes up
+# every request gets its 200, and nothing is logged at [crit] (nginx's
+# "SSL_write() failed (... bad write retry)" closed the connection and
+# gave every waiting request a 503).
+
+{
+    my $r = OAuth2Redis->start(tls => 1, tls_auth_clients => 'no',
+                               config => ['enable-debug-command local']);
+    seed($r, 'tok-tls-9');
+    my $any = join ' ', (map { sprintf 'scope-of-some-length-%05d', $_ }
+                         1 .. 3000), 'accounts';
+    my $n = OAuth2Nginx->start(http => <<"_EOC_");
+    oauth2_redis rediss://localhost:@{[$r->port]};
+    oauth2_redis_ssl_trusted_certificate $pki->{ca};
+    oauth2_redis_timeout 30s;
+    oauth2_consent off;
+    oauth2_plan p 1000000r/s;          # the scopes go with the call when
+    oauth2_default_plan p;             # it may count the request
+    server {
+        listen 127.0.0.1:\$PORT;
+        location /api {
+            oauth2 on;
+            oauth2_scope_any $any;
+            proxy_pass http://127.0.0.1:\$PORT/backend;
+        }
+        location /backend { return 200 "ok\\n"; }
+    }
+_EOC_
+    my ($s) = get($n, 'tok-tls-9');
+    is($s, 200, 'a call of about 80 KB over TLS: 200');
+
+    # Redis reads nothing for 3 s from the moment it reads this
+    my $sleeper = $r->connect(timeout => 10);
+    $sleeper->send('DEBUG', 'SLEEP', '3');
+    sleep 0.2;
+    my $t0 = Time::HiRes::time();
+    my @c;
+    for (1 .. 300) {
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                         PeerPort => $n->port,
+                                         Proto => 'tcp', Timeout => 5)
+            or last;
+        print $sock "GET /api HTTP/1.0\r\nHost: localhost\r\n"
+                    . "Authorization: Bearer tok-tls-9\r\n\r\n";
+        push @c, $sock;
+    }
+    my %status;
+    my $deadline = time + 40;
+    for my $sock (@c) {
+        local $/;
+        my $res = eval {
+            local $SIG{ALRM} = sub { die "timeout\n" };
+            alarm(($deadline - time) > 1 ? $deadline - time : 1);
+            my $x = <$sock>;
+            alarm 0;
+            $x;
+        } // '';
+        alarm 0;
+        my ($st) = $res =~ m{^HTTP/1\.\d (\d{3})};
+        $status{$st // 'none'}++;
+        close $sock;
+    }
+    my $took = Time::HiRes::time() - $t0;
+    is($sleeper->read_reply(10), 'OK', 'DEBUG SLEEP 3: OK');
+    $sleeper->close;
+    cmp_ok($took, '>', 2, "... the requests waited for Redis ($took s)");
+    is(scalar(@c), 300, '300 requests sent while Redis sleeps');
+    is_deeply(\%status, { 200 => 300 }, '... every one answered 200')
+        or diag explain \%status;
+    is(log_has($n, qr/\[(crit|alert|emerg)\]|bad write retry/), 0,
+       '... nothing at [crit], no "bad write retry"')
+        or diag join '', grep { /\[(crit|alert|error)\]/ } $n->error_log;
+    $n->stop;
+    $r->stop;
 }
 
 done_testing();

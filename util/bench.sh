@@ -30,6 +30,13 @@
 #                the checkout has no such revision; BENCH_PREVIOUS=none
 #                leaves them out)
 #
+# Then the authorization server's token endpoint (oauth2_token), where
+# every request spends what it asks for: a code (grant_type=
+# authorization_code, with PKCE) or a refresh token (grant_type=
+# refresh_token), each seeded in Redis beforehand, one per request (wrk
+# numbers them with util/bench-token.lua); two Redis round trips per
+# request (the client, then the grant's script).
+#
 # Prints requests/s, p50/p99 latency (at peak, and at half of each path's
 # peak), the ratios to plain and to the Lua location, the Redis round
 # trips per request (INFO commandstats), the CPU time the nginx worker and
@@ -429,3 +436,116 @@ for p in opaque-c1 cached-norl; do
     echo "  $p+m counted ${counted[$p+m]} requests let through; wrk sent" \
          "${reqs[$p+m]} (and 1 check before)"
 done
+
+# the token endpoint: codes and refresh tokens seeded for each run, as many
+# as the run can spend (measured on the first, with margin)
+
+tokport=$(free_port)
+mkdir -p "$work/token/conf" "$work/token/logs"
+cat > "$work/token/conf/nginx.conf" <<CONF
+load_module $MODULE;
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    oauth2_redis 127.0.0.1:$rport;
+    server {
+        listen 127.0.0.1:$tokport;
+        location = /token { oauth2_token; }
+    }
+}
+CONF
+"$NGINX_BIN" -p "$work/token/" -c conf/nginx.conf
+instances="$instances token"
+
+tsecret=bench-client-secret
+redis-cli -p "$rport" HSET oauth2:client:bench-tpp \
+    secret_sha256 "$(printf %s "$tsecret" | sha256sum | cut -d' ' -f1)" \
+    redirect_uris https://tpp.example/cb subscribed 1 scopes accounts \
+    plan big >/dev/null
+redis-cli -p "$rport" HSET oauth2:consent:c-bench status valid \
+    client_id bench-tpp sub psu expires $(( $(date +%s) + 86400 )) >/dev/null
+verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk
+challenge=$(printf %s "$verifier" | openssl dgst -sha256 -binary \
+            | base64 | tr '+/' '-_' | tr -d '=')
+
+seed() {   # seed code|refresh PREFIX N: N records in one redis-cli --pipe
+    perl -MDigest::SHA=sha256_hex -e '
+        my ($kind, $prefix, $n, $challenge) = @ARGV;
+        sub cmd { my $s = "*" . @_ . "\r\n";
+                  $s .= "\$" . length($_) . "\r\n$_\r\n" for @_; $s }
+        for my $i (1 .. $n) {
+            my $k = "oauth2:$kind:" . sha256_hex("$prefix$i");
+            print cmd("HSET", $k, "client_id", "bench-tpp",
+                      "scope", "accounts", "consent_id", "c-bench",
+                      "sub", "psu",
+                      $kind eq "code"
+                      ? ("redirect_uri", "https://tpp.example/cb",
+                         "redirect_given", "0", "code_challenge",
+                         $challenge) : ());
+            print cmd("EXPIRE", $k, 3600);
+        }' "$1" "$2" "$3" "$challenge" \
+        | redis-cli -p "$rport" --pipe >/dev/null
+}
+
+tcalls() {   # EVALSHA only: commandstats counts a script's own HMGETs too
+    calls
+}
+
+declare -A tgrant tn
+tgrant[token-code]=code
+tgrant[token-refresh]=refresh
+tpaths="token-code token-refresh"
+tn[token-code]=$(( secs * 15000 ))
+tn[token-refresh]=$(( secs * 15000 ))
+
+for r in $(seq "$rounds"); do
+    for p in $tpaths; do
+        kind=${tgrant[$p]}
+        prefix=bench-$kind-$r-
+        seed "$kind" "$prefix" "${tn[$p]}"
+        before=$(tcalls)
+        ncpu0=$(ncpu token)
+        cpu0=$(cpu)
+        out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency \
+                  -s "$top/util/bench-token.lua" \
+                  "http://127.0.0.1:$tokport/token" -- "$kind" "$prefix" \
+                  "bench-tpp:$tsecret" "$verifier")
+        after=$(tcalls)
+        rcpu[$p]=$(( ${rcpu[$p]:-0} + $(cpu) - cpu0 ))
+        wcpu[$p]=$(( ${wcpu[$p]:-0} + $(ncpu token) - ncpu0 ))
+        n=$(echo "$out" | awk '/requests in/ { print $1 }')
+        bad=$(echo "$out" | awk '/Non-2xx/ { print $NF }')
+        if [ -n "$bad" ] && [ "$bad" != 0 ]; then
+            echo "$p: $bad of $n requests were not 200 (seeded ${tn[$p]})"
+        fi
+        rps[$p]="${rps[$p]:-} $(echo "$out" | awk '/Requests\/sec/ { print $2 }')"
+        p50[$p]="${p50[$p]:-} $(echo "$out" | awk '$1 == "50%" { print $2 }')"
+        p99[$p]="${p99[$p]:-} $(echo "$out" | awk '$1 == "99%" { print $2 }')"
+        trips[$p]=$(( ${trips[$p]:-0} + after - before ))
+        reqs[$p]=$(( ${reqs[$p]:-0} + n ))
+        # what the run left: its tokens and the codes it did not spend
+        redis-cli -p "$rport" --scan --pattern 'oauth2:token:*' \
+            | grep -v "$hash" | xargs -r -n 1000 redis-cli -p "$rport" DEL \
+            >/dev/null
+        for pat in 'oauth2:refresh:*' 'oauth2:code:*'; do
+            redis-cli -p "$rport" --scan --pattern "$pat" \
+                | xargs -r -n 1000 redis-cli -p "$rport" DEL >/dev/null
+        done
+    done
+done
+
+echo
+echo "the token endpoint (oauth2_token): each request spends a code or a refresh token"
+printf '%-14s %8s %9s %9s %9s %9s %9s\n' path 'req/s' p50 p99 \
+    'evalsha/req' 'nginx us' 'redis us'
+for p in $tpaths; do
+    printf '%-14s %8s %9s %9s %9s %9s %9s\n' "$p" "$(mean "${rps[$p]}")" \
+        "$(median "${p50[$p]}")" "$(median "${p99[$p]}")" \
+        "$(echo "scale=3; ${trips[$p]} / ${reqs[$p]}" | bc)" \
+        "$(echo "scale=1; ${wcpu[$p]} / ${reqs[$p]}" | bc)" \
+        "$(echo "scale=1; ${rcpu[$p]} / ${reqs[$p]}" | bc)"
+done
+echo "(two round trips a request: HMGET of the client, EVALSHA of the grant's script)"

@@ -12,6 +12,9 @@
 #   jwt     JWT access tokens: raw tokens against RS256/ES256/HS256 keys, and
 #           fuzzed header and claims JSON signed with the HS256 secret so
 #           that the claim checks behind the signature are reached
+#   form    the authorization server's input: form bodies and query
+#           strings, HTTP Basic client credentials, the parameters'
+#           grammars and scope normalisation
 #
 # The module is linked with nginx's own objects, built here with clang and
 # ASan from Debian's nginx 1.22.1 source (the orig tarball of the nginx
@@ -29,7 +32,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-20}
 shift || true
-targets=${*:-token redis jwt}
+targets=${*:-token redis jwt form}
 
 build=$top/build/fuzz
 ver=1.22.1

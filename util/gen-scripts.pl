@@ -6,7 +6,8 @@
 #   util/gen-scripts.pl            rewrite the header
 #   util/gen-scripts.pl --check    exit 1 when the header is stale
 #   util/gen-scripts.pl --text S   print the text of script S (lookup,
-#                                  jwt, ratelimit), as Redis loads it
+#                                  jwt, ratelimit, authz_code, ...), as
+#                                  Redis loads it
 
 use strict;
 use warnings;
@@ -23,6 +24,13 @@ my @scripts = (
     [ 'lookup',    'LOOKUP',    qw(gcra gate lookup) ],
     [ 'ratelimit', 'RATELIMIT', qw(gcra ratelimit) ],
     [ 'jwt',       'JWT',       qw(gcra gate jwt) ],
+    [ 'authz_put', 'AUTHZ_PUT', qw(authz_put) ],
+    [ 'authz_decide', 'AUTHZ_DECIDE', qw(authz_decide) ],
+    [ 'authz_code', 'AUTHZ_CODE', qw(authz_issue authz_code) ],
+    [ 'authz_refresh', 'AUTHZ_REFRESH', qw(authz_issue authz_refresh) ],
+    [ 'authz_consent_revoke', 'AUTHZ_CONSENT_REVOKE',
+      qw(authz_consent_revoke) ],
+    [ 'authz_revoke', 'AUTHZ_REVOKE', qw(authz_revoke) ],
 );
 
 sub slurp {
@@ -79,8 +87,9 @@ for my $i (0 .. $#scripts) {
     my $s = $scripts[$i];
     my $text = text($s);
     $h .= "\n/* " . join(' + ', map { "$_.lua" } @$s[2 .. $#$s]) . " */\n\n";
-    $h .= "#define NGX_OAUTH2_SCRIPT_$s->[1]_SHA1                              "
-        . "        \\\n    \"" . sha1_hex($text) . "\"\n\n";
+    my $define = "#define NGX_OAUTH2_SCRIPT_$s->[1]_SHA1";
+    $h .= $define . (' ' x (78 - length $define)) . "\\\n    \""
+        . sha1_hex($text) . "\"\n\n";
     $h .= "static char  ngx_oauth2_script_$s->[0]\[] =\n" . c_string($text);
     $h =~ s/\n\z/;\n/;
     $h .= "\n";
@@ -92,8 +101,12 @@ static ngx_oauth2_script_t  ngx_oauth2_scripts[] = {
 END
 
 for my $s (@scripts) {
-    $h .= "    { ngx_oauth2_script_$s->[0], sizeof(ngx_oauth2_script_$s->[0]) - 1,\n"
-        . "      (u_char *) NGX_OAUTH2_SCRIPT_$s->[1]_SHA1 },\n";
+    my $line = "    { ngx_oauth2_script_$s->[0], sizeof(ngx_oauth2_script_$s->[0]) - 1,";
+    if (length $line > 80) {
+        $line = "    { ngx_oauth2_script_$s->[0],\n"
+              . "      sizeof(ngx_oauth2_script_$s->[0]) - 1,";
+    }
+    $h .= "$line\n      (u_char *) NGX_OAUTH2_SCRIPT_$s->[1]_SHA1 },\n";
 }
 
 $h .= <<'END';
@@ -115,12 +128,19 @@ my $ids = <<'END';
 #define _NGX_OAUTH2_SCRIPT_IDS_H_INCLUDED_
 
 
-#define NGX_OAUTH2_SCRIPT_NONE       -1
 END
 
+my $width = 28;
+for my $s (@scripts) {
+    my $l = length("NGX_OAUTH2_SCRIPT_$s->[1]") + 1;
+    $width = $l if $l > $width;
+}
+
+$ids .= sprintf "#define %-${width}s -1\n", 'NGX_OAUTH2_SCRIPT_NONE';
+
 for my $i (0 .. $#scripts) {
-    $ids .= sprintf "#define %-28s %d\n", "NGX_OAUTH2_SCRIPT_$scripts[$i][1]",
-                    $i;
+    $ids .= sprintf "#define %-${width}s %d\n",
+                    "NGX_OAUTH2_SCRIPT_$scripts[$i][1]", $i;
 }
 
 $ids .= <<'END';

@@ -5,14 +5,16 @@
 #
 # WORKDIR gets fuzz.conf (two servers: one with every JWT check, one with
 # none), its keys (RS256, ES256, an HS256 secret) and logs/; CORPUSDIR gets
-# token/, redis/ and jwt/, each with a few valid and a few broken inputs.
+# token/, redis/, jwt/ and form/, each with a few valid and a few broken
+# inputs.
 # Existing corpus files are kept: the corpora grow from run to run.
 
 set -euo pipefail
 
 work=$1
 corpus=$2
-mkdir -p "$work/logs" "$corpus/token" "$corpus/redis" "$corpus/jwt"
+mkdir -p "$work/logs" "$corpus/token" "$corpus/redis" "$corpus/jwt" \
+    "$corpus/form"
 
 if [ ! -f "$work/hs256.secret" ]; then
     openssl rand -hex 32 > "$work/hs256.secret"
@@ -155,3 +157,20 @@ printf '\000%s.%s.%s' "$es_h" "$c" \
     "$(head -c 64 /dev/urandom | b64url)" | seed jwt es256-random-sig
 printf '\000a.b.c' | seed jwt short
 printf '\000..' | seed jwt dots
+
+# form: first byte even: a form or query string; odd: an Authorization value
+
+printf '\000grant_type=authorization_code&code=abc&redirect_uri=https%%3A%%2F%%2Ftpp.example%%2Fcb&code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk' \
+    | seed form token-code
+printf '\000response_type=code&client_id=tpp-1&scope=accounts+payments++accounts&state=x%%20y&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256' \
+    | seed form authorize
+printf '\000grant_type=a&grant_type=b&x=%%FF&&=&y' | seed form dup-bad
+printf '\000scope=%%C3%%A9t%%C3%%A9&state=%%E2%%82%%AC&user=%%F0%%9F%%98%%80' \
+    | seed form utf8
+printf '\000token=%%zz&token_type_hint=%%' | seed form broken-percent
+printf '\000client%%5Fid=tpp&client_secret=s+%%3A' | seed form encoded-name
+printf '\001Basic dHBwLTE6czNjcmV0' | seed form basic
+printf '\001Basic dHBwJTNBYyUyRjE6cGErc3MlM0F3JTI1cmQ=' | seed form basic-encoded
+printf '\001basic  Og==' | seed form basic-empty
+printf '\001Bearer abc' | seed form bearer
+

@@ -1,0 +1,30 @@
+-- The token request of an authorization code (RFC 6749 4.1.3).  A code
+-- works once: the first request that names it consumes it, whatever
+-- follows, so of two requests at the same moment one gets the tokens.
+--
+-- KEYS[1]: <prefix>code:<sha256 of the code>; KEYS[2]: the new access
+-- token's key (<prefix>token:<sha256>, or <prefix>jwt:<jti>); KEYS[3]:
+-- the new refresh token's, <prefix>refresh:<sha256>.
+-- ARGV: prefix, client_id, redirect_uri ('' when not sent), the PKCE
+-- challenge of code_verifier ('' when not sent), plan, now, access
+-- token TTL, refresh token TTL, jti ('' for an opaque token).
+-- Returns {0, why} when the grant is invalid, else issue()'s reply.
+local f = redis.call('HMGET', KEYS[1], 'client_id', 'redirect_uri',
+                     'redirect_given', 'code_challenge', 'scope',
+                     'consent_id', 'sub')
+if not f[1] then return {0, 'unknown, expired or used code'} end
+redis.call('DEL', KEYS[1])
+if f[1] ~= ARGV[2] then return {0, 'code of another client'} end
+if (f[3] == '1' or ARGV[3] ~= '') and ARGV[3] ~= f[2] then
+  return {0, 'redirect_uri is not the authorization request\'s'}
+end
+if (f[4] or '') ~= ARGV[4] then
+  return {0, 'code_verifier does not match the code_challenge'}
+end
+local now = tonumber(ARGV[6])
+local left = consent_left(ARGV[1], f[6], now)
+if not left then return {0, 'consent is not valid'} end
+return issue({client_id = f[1], scope = f[5] or '',
+              refresh_scope = f[5] or '', plan = ARGV[5],
+              consent_id = f[6], sub = f[7] or '', jti = ARGV[9]},
+             now, tonumber(ARGV[7]), tonumber(ARGV[8]), left)
