@@ -556,6 +556,8 @@ ngx_http_oauth2_fallback(ngx_http_request_t *r,
 {
     ngx_uint_t  level;
 
+    ngx_oauth2_metrics_fallback(olcf->rl_fallback);
+
     /* once a second per worker: an outage must not flood the log */
 
     level = NGX_LOG_DEBUG;
@@ -626,6 +628,8 @@ ngx_http_oauth2_decide(ngx_http_request_t *r,
                       &ctx->rl.plan->name, ctx->rl.retry);
         ctx->outcome = NGX_OAUTH2_RATE_LIMITED;
     }
+
+    ngx_oauth2_metrics_decision(r, olcf, ctx);
 
     if (ctx->outcome == NGX_OAUTH2_OK) {
         if (olcf->rl_headers && !ctx->rl_headers

@@ -409,6 +409,20 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       0,
       NULL },
 
+    { ngx_string("oauth2_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_oauth2_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_metrics_label"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_metrics_label_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -577,6 +591,8 @@ ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
      *     omcf->default_plan = NULL;
      *     omcf->plans_spec = { 0, NULL };
      *     omcf->jwt_keys = NULL;
+     *     omcf->metrics = NULL;
+     *     omcf->metrics_labels = NULL;
      */
 
     omcf->redis.db = NGX_CONF_UNSET;
@@ -610,6 +626,10 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_oauth2_metrics_init_conf(cf, omcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return ngx_oauth2_counters_init_conf(cf, omcf);
 }
 
@@ -634,6 +654,7 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
      *     olcf->scope_any_arg = { 0, NULL };
      *     olcf->realm = { 0, NULL };
      *     olcf->bodies = NULL;
+     *     olcf->metrics = 0;
      */
 
     olcf->enable = NGX_CONF_UNSET;
@@ -651,6 +672,7 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     olcf->subrequests = NGX_CONF_UNSET;
     olcf->dry_run = NGX_CONF_UNSET;
     olcf->messages = NGX_CONF_UNSET_PTR;
+    olcf->metrics_label = NGX_CONF_UNSET_UINT;
 
     return olcf;
 }
@@ -691,6 +713,7 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->jwt_claim_consent_id,
                              prev->jwt_claim_consent_id, "consent_id");
     ngx_conf_merge_value(conf->jwt_revocation, prev->jwt_revocation, 0);
+    ngx_conf_merge_uint_value(conf->metrics_label, prev->metrics_label, 0);
 
     if (conf->messages == NGX_CONF_UNSET_PTR) {
         conf->messages = prev->messages;
@@ -1072,7 +1095,13 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
 
     omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth2_module);
 
-    if (omcf == NULL || !omcf->used) {
+    if (omcf == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_oauth2_metrics_init_worker(omcf);
+
+    if (!omcf->used) {
         return NGX_OK;
     }
 

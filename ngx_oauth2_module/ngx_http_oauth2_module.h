@@ -96,6 +96,7 @@ typedef struct ngx_oauth2_jwt_key_s     ngx_oauth2_jwt_key_t;
 typedef struct ngx_oauth2_cache_s       ngx_oauth2_cache_t;
 typedef struct ngx_oauth2_zone_s        ngx_oauth2_zone_t;
 typedef ngx_oauth2_zone_t               ngx_oauth2_counters_t;
+typedef struct ngx_oauth2_metrics_s     ngx_oauth2_metrics_t;
 struct redisReply;                                /* hiredis */
 
 
@@ -167,6 +168,9 @@ typedef struct {
     ngx_uint_t                   want_ttl;       /* the key's, of Redis */
 
     ngx_array_t                 *jwt_keys;       /* ngx_oauth2_jwt_key_t */
+
+    ngx_oauth2_metrics_t        *metrics;        /* oauth2_metrics's zone */
+    ngx_array_t                 *metrics_labels; /* of ngx_str_t */
 } ngx_http_oauth2_main_conf_t;
 
 
@@ -185,6 +189,7 @@ typedef struct {
     ngx_queue_t                  queue;
     ngx_uint_t                   entries;
     ngx_uint_t                   evicted;
+    ngx_uint_t                   nomem;          /* no room, even so */
 } ngx_oauth2_zone_sh_t;
 
 
@@ -235,6 +240,8 @@ typedef struct {
     ngx_flag_t                   jwt_revocation;
     ngx_array_t                 *messages;       /* oauth2_error_message */
     ngx_str_t                   *bodies;         /* NGX_OAUTH2_ERR_LAST */
+    ngx_uint_t                   metrics;        /* NGX_OAUTH2_METRICS_* */
+    ngx_uint_t                   metrics_label;  /* 1 + its index, or 0 */
 } ngx_http_oauth2_loc_conf_t;
 
 
@@ -261,6 +268,7 @@ struct ngx_oauth2_redis_call_s {
     ngx_oauth2_conn_t           *conn;           /* waiting on it */
     ngx_event_t                  timer;
     ngx_queue_t                  queue;
+    uint64_t                     sent;           /* usec, for metrics */
     unsigned                     evaled:1;
 };
 
@@ -297,6 +305,7 @@ typedef struct {
     unsigned                     dry_logged:1;
     unsigned                     replace:1;      /* ours for nginx's page */
     unsigned                     replaced:1;
+    unsigned                     counted:1;      /* in the metrics */
 } ngx_http_oauth2_ctx_t;
 
 
@@ -400,6 +409,7 @@ char *ngx_http_oauth2_jwt_claim_variable_directive(ngx_conf_t *cf,
 /* ngx_oauth2_cache.c */
 char *ngx_http_oauth2_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_oauth2_zone_t *ngx_oauth2_cache_zone(ngx_oauth2_cache_t *cache);
 ngx_int_t ngx_oauth2_cache_get(ngx_oauth2_cache_t *cache, u_char *digest,
     ngx_pool_t *pool, ngx_oauth2_record_t *rec);
 void ngx_oauth2_cache_put(ngx_oauth2_cache_t *cache, u_char *digest,
@@ -415,6 +425,31 @@ void *ngx_oauth2_zone_lookup(ngx_oauth2_zone_t *zone, ngx_rbtree_key_t key,
 void *ngx_oauth2_zone_alloc(ngx_oauth2_zone_t *zone, size_t size,
     ngx_rbtree_key_t key, u_char *data, size_t len, ngx_log_t *log);
 void ngx_oauth2_zone_free(ngx_oauth2_zone_t *zone, void *node);
+
+/* ngx_oauth2_metrics.c: each a no-op without an oauth2_metrics location */
+#define NGX_OAUTH2_METRICS_TEXT      1
+#define NGX_OAUTH2_METRICS_JSON      2
+
+char *ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_oauth2_metrics_label_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_oauth2_metrics_init_conf(ngx_conf_t *cf,
+    ngx_http_oauth2_main_conf_t *omcf);
+void ngx_oauth2_metrics_init_worker(ngx_http_oauth2_main_conf_t *omcf);
+void ngx_oauth2_metrics_decision(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_ctx_t *ctx);
+void ngx_oauth2_metrics_fallback(ngx_uint_t mode);
+void ngx_oauth2_metrics_cache(ngx_uint_t hit);
+void ngx_oauth2_metrics_jwt(ngx_str_t *alg, ngx_int_t rc);
+void ngx_oauth2_metrics_redis_send(ngx_oauth2_conn_t *conn,
+    ngx_oauth2_redis_call_t *call);
+void ngx_oauth2_metrics_redis_reply(ngx_oauth2_conn_t *conn,
+    ngx_oauth2_redis_call_t *call, struct redisReply *reply);
+void ngx_oauth2_metrics_redis_timeout(void);
+void ngx_oauth2_metrics_redis_ready(ngx_oauth2_conn_t *conn);
+void ngx_oauth2_metrics_redis_close(ngx_oauth2_conn_t *conn,
+    ngx_uint_t failed);
 
 
 #endif /* _NGX_HTTP_OAUTH2_MODULE_H_INCLUDED_ */

@@ -172,6 +172,13 @@ ngx_oauth2_cache_stale(ngx_oauth2_zone_node_t *zn)
 }
 
 
+ngx_oauth2_zone_t *
+ngx_oauth2_cache_zone(ngx_oauth2_cache_t *cache)
+{
+    return cache->zone;
+}
+
+
 ngx_int_t
 ngx_oauth2_cache_get(ngx_oauth2_cache_t *cache, u_char *digest,
     ngx_pool_t *pool, ngx_oauth2_record_t *rec)
@@ -189,12 +196,14 @@ ngx_oauth2_cache_get(ngx_oauth2_cache_t *cache, u_char *digest,
 
     if (cn == NULL) {
         ngx_oauth2_zone_unlock(cache->zone);
+        ngx_oauth2_metrics_cache(0);
         return NGX_DECLINED;
     }
 
     if (cn->valid_until <= ngx_time()) {
         ngx_oauth2_zone_free(cache->zone, cn);
         ngx_oauth2_zone_unlock(cache->zone);
+        ngx_oauth2_metrics_cache(0);
         return NGX_DECLINED;
     }
 
@@ -218,6 +227,8 @@ ngx_oauth2_cache_get(ngx_oauth2_cache_t *cache, u_char *digest,
     rec->jwt = cn->jwt;
 
     ngx_oauth2_zone_unlock(cache->zone);
+
+    ngx_oauth2_metrics_cache(1);
 
     p = data;
     for (i = 0; i < NGX_OAUTH2_CACHE_FIELDS; i++) {

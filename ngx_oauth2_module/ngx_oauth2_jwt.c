@@ -549,6 +549,8 @@ ngx_oauth2_jwt_verify(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
                                     &sig)
          : NGX_DECLINED;
 
+    ngx_oauth2_metrics_jwt(&key->alg, rc);
+
     if (rc == NGX_ERROR) {
         return NGX_OAUTH2_INTERNAL_ERROR;
     }

@@ -937,6 +937,8 @@ ngx_oauth2_redis_timeout(ngx_event_t *ev)
     call = ev->data;
     conn = call->conn;
 
+    ngx_oauth2_metrics_redis_timeout();
+
     ngx_log_error(NGX_LOG_ERR, call->log, 0,
                   "oauth2: %s did not answer within %M ms "
                   "(oauth2_redis_timeout)",

@@ -162,6 +162,7 @@ ngx_oauth2_conn_connect(ngx_oauth2_conn_t *conn, ngx_oauth2_endpoint_t *ep)
         }
 
         conn->failed = 1;
+        ngx_oauth2_metrics_redis_close(conn, 1);
         ngx_oauth2_topology_lost(conn);
         return;
     }
@@ -456,6 +457,8 @@ ngx_oauth2_conn_send(ngx_oauth2_conn_t *conn, ngx_oauth2_redis_call_t *call,
     call->conn = conn;
     ngx_queue_insert_tail(&conn->calls, &call->queue);
 
+    ngx_oauth2_metrics_redis_send(conn, call);
+
     if (conn->state >= NGX_OAUTH2_CONN_SETUP && !conn->posted
         && conn->peer.connection)
     {
@@ -680,6 +683,8 @@ ngx_oauth2_conn_reply(ngx_oauth2_conn_t *conn, redisReply *rr)
     call = ngx_queue_data(q, ngx_oauth2_redis_call_t, queue);
     call->conn = NULL;
 
+    ngx_oauth2_metrics_redis_reply(conn, call, rr);
+
     if (rr->type == REDIS_REPLY_ERROR
         && ((rr->len >= 8 && ngx_strncmp(rr->str, "READONLY", 8) == 0)
             || ngx_strnstr((u_char *) rr->str, "-READONLY ", rr->len)))
@@ -715,6 +720,8 @@ ngx_oauth2_conn_ready(ngx_oauth2_conn_t *conn)
                       "oauth2: connected to %s again",
                       ngx_oauth2_conn_name(conn, name, sizeof(name)));
     }
+
+    ngx_oauth2_metrics_redis_ready(conn);
 
     conn->state = NGX_OAUTH2_CONN_READY;
     conn->failed = 0;
@@ -785,6 +792,8 @@ ngx_oauth2_conn_close(ngx_oauth2_conn_t *conn, const char *reason,
                       conn->state == NGX_OAUTH2_CONN_READY
                       ? "lost" : "failed", reason);
     }
+
+    ngx_oauth2_metrics_redis_close(conn, failed);
 
     conn->was_ready = (conn->state == NGX_OAUTH2_CONN_READY);
     conn->state = NGX_OAUTH2_CONN_DOWN;

@@ -223,6 +223,7 @@ ngx_oauth2_zone_alloc(ngx_oauth2_zone_t *zone, size_t size,
             || evicted == NGX_OAUTH2_ZONE_EVICT_MAX)
         {
             zone->sh->evicted += evicted;
+            zone->sh->nomem++;
 
             ngx_log_error(NGX_LOG_WARN, log, 0,
                           "oauth2: no room in %s zone \"%V\" for an entry "

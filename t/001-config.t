@@ -271,4 +271,43 @@ bad_conf('unknown default plan', 'oauth2_plan a 1r/s; oauth2_default_plan b;',
 bad_conf('bad fallback', 'oauth2_rate_limit_fallback maybe;', '',
          qr/invalid value "maybe" in \S+nginx.conf:7/);
 
+# oauth2_metrics, oauth2_metrics_label
+
+ok_conf('metrics', "oauth2_redis 127.0.0.1:$redis; oauth2_metrics_label api;",
+        "location /metrics { oauth2_metrics; }
+         location /metrics.json { oauth2_metrics json; }
+         location /a { oauth2 on; oauth2_metrics_label \"comptes \xc3\xa9\"; }");
+
+bad_conf('metrics label with a quote', '',
+         q{location /a { oauth2_metrics_label 'a"b'; }},
+         qr/invalid "oauth2_metrics_label" "a"b": 1 to 64 bytes of UTF-8 expected, without quotes, backslashes or control characters/);
+
+bad_conf('metrics label with a tab', '',
+         'location /a { oauth2_metrics_label "a\tb"; }',
+         qr/invalid "oauth2_metrics_label"/);
+
+bad_conf('metrics label of 65 bytes', '',
+         'location /a { oauth2_metrics_label ' . ('x' x 65) . '; }',
+         qr/invalid "oauth2_metrics_label" "x{65}": 1 to 64 bytes/);
+
+bad_conf('metrics label not UTF-8', '',
+         "location /a { oauth2_metrics_label a\xff\xfeb; }",
+         qr/invalid "oauth2_metrics_label"/);
+
+bad_conf('65 metrics labels', '',
+         join(' ', map { "location /l$_ { oauth2_metrics_label l$_; }" }
+                   1 .. 65),
+         qr/too many "oauth2_metrics_label" values: 64 different ones at most/);
+
+bad_conf('oauth2_metrics yaml', '', 'location /m { oauth2_metrics yaml; }',
+         qr/invalid parameter "yaml" in "oauth2_metrics": "json" or nothing expected/);
+
+bad_conf('oauth2_metrics in a server', '', 'oauth2_metrics;',
+         qr/"oauth2_metrics" directive is not allowed here/);
+
+bad_conf('more plans than the metrics count',
+         join(' ', map { "oauth2_plan p$_ 1r/s;" } 1 .. 65),
+         'location /m { oauth2_metrics; }',
+         qr/"oauth2_metrics" counts 64 plans at most, and 65 "oauth2_plan" are configured/);
+
 done_testing();

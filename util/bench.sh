@@ -19,6 +19,10 @@
 #   cached       oauth2_cache, rate limit on: the rate-limit script only
 #   cached-norl  oauth2_cache, oauth2_rate_limit off: no Redis call
 #   jwt-hs       HS256 JWT verified locally, no Redis call
+#   opaque-c1+m  opaque-c1 with oauth2_metrics (a metrics location, the
+#                counters' zone, a label on /t): what counting costs
+#   cached-norl+m  cached-norl with oauth2_metrics: the same, where nginx
+#                does the least
 #   prev-opaque, prev-cached
 #                opaque-c1 and cached with the previous release's module
 #                (BENCH_PREVIOUS, a git revision; built from git archive
@@ -100,9 +104,10 @@ jwt_hs=$(perl -I"$top/t/lib" -MOAuth2JWT -e '
     print OAuth2JWT::sign("HS256", { client_id => "bench",
         scope => "accounts", exp => time + 86400 });' "$secret")
 
-# an nginx of its own for a path: instance NAME PORT HTTP-LINES LOCATION
+# an nginx of its own for a path:
+# instance NAME PORT HTTP-LINES LOCATION [SERVER-LINES]
 instance() {
-    local name=$1 port=$2 http=$3 loc=$4 load="load_module $MODULE;"
+    local name=$1 port=$2 http=$3 loc=$4 extra=${5:-} load="load_module $MODULE;"
     case $name in prev-*) load="load_module $work/prev.so;" ;; esac
     mkdir -p "$work/$name/conf" "$work/$name/logs"
     if [ "$name" = lua ]; then
@@ -122,6 +127,7 @@ http {
         listen 127.0.0.1:$port;
         root $work/html;
         location /t { $loc try_files /ok.txt =404; }
+        $extra
     }
 }
 CONF
@@ -159,7 +165,7 @@ else
 fi
 
 for p in plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached \
-         cached-norl jwt-hs $prev; do
+         cached-norl jwt-hs opaque-c1+m cached-norl+m $prev; do
     port[$p]=$(free_port)
     url[$p]=http://127.0.0.1:${port[$p]}/t
 done
@@ -178,6 +184,14 @@ instance cached "${port[cached]}" \
 instance cached-norl "${port[cached-norl]}" \
     "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" \
     "$oauth2_loc oauth2_rate_limit off;"
+metrics_loc="location /metrics { oauth2_metrics; }"
+instance opaque-c1+m "${port[opaque-c1+m]}" \
+    "$oauth2_http oauth2_redis_connections 1;" \
+    "$oauth2_loc oauth2_metrics_label t;" "$metrics_loc"
+instance cached-norl+m "${port[cached-norl+m]}" \
+    "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" \
+    "$oauth2_loc oauth2_rate_limit off; oauth2_metrics_label t;" \
+    "$metrics_loc"
 if [ -n "$prev" ]; then
     instance prev-opaque "${port[prev-opaque]}" "$oauth2_http" "$oauth2_loc"
     instance prev-cached "${port[prev-cached]}" \
@@ -257,7 +271,8 @@ declare -A hdr
 for p in "${!url[@]}"; do hdr[$p]="Authorization: Bearer $opaque"; done
 hdr[plain]="X-None: 1"
 hdr[jwt-hs]="Authorization: Bearer $jwt_hs"
-paths="plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached cached-norl jwt-hs $prev"
+paths="plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached cached-norl jwt-hs
+       opaque-c1+m cached-norl+m $prev"
 
 for p in $paths; do   # every path answers 200 before anything is measured
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "${hdr[$p]}" "${url[$p]}")
@@ -303,6 +318,13 @@ for r in $(seq "$rounds"); do
     done
 done
 
+# what the metrics paths counted, read before anything else reaches them
+declare -A counted
+for p in opaque-c1+m cached-norl+m; do
+    counted[$p]=$(curl -s "http://127.0.0.1:${port[$p]}/metrics" | awk '
+        /^oauth2_requests_total\{outcome="allowed",location="t"\}/ { print $2 }')
+done
+
 mean() { echo "$1" | tr ' ' '\n' | awk 'NF { s += $1; n++ } END { printf "%.0f", s / n }'; }
 median() { echo "$1" | tr ' ' '\n' | awk 'NF' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
@@ -311,13 +333,13 @@ lua=$(mean "${rps[lua]}")
 echo
 echo "wrk -t1 -c$conns -d${secs}s --latency, $rounds rounds interleaved," \
      "one nginx worker per path, $(date -u +%Y-%m-%d)"
-printf '%-12s %8s %7s %7s %9s %9s %9s %9s %9s\n' path 'req/s' 'x plain' \
+printf '%-14s %8s %7s %7s %9s %9s %9s %9s %9s\n' path 'req/s' 'x plain' \
     'x lua' p50 p99 'redis/req' 'nginx us' 'redis us'
 for p in $paths; do
     m=$(mean "${rps[$p]}")
     trip=0
     [ "$p" != tls ] && trip=$(echo "scale=3; ${trips[$p]} / ${reqs[$p]}" | bc)
-    printf '%-12s %8s %7s %7s %9s %9s %9s %9s %9s\n' "$p" "$m" \
+    printf '%-14s %8s %7s %7s %9s %9s %9s %9s %9s\n' "$p" "$m" \
         "$(echo "scale=3; $m / $base" | bc)" \
         "$(echo "scale=2; $m / $lua" | bc)" "$(median "${p50[$p]}")" \
         "$(median "${p99[$p]}")" "$trip" \
@@ -334,7 +356,7 @@ echo " opaque-tls talks to a Redis of its own, its redis columns are 0)"
 # so a stall shows in p99 as it would for a client
 echo
 echo "Latency at half of each path's peak (wrk -s delay 10 ms, one run):"
-printf '%-12s %8s %8s %9s %9s
+printf '%-14s %8s %8s %9s %9s
 ' path target 'req/s' p50 p99
 echo 'function delay() return 10 end' > "$work/delay.lua"
 for p in $paths; do
@@ -342,7 +364,7 @@ for p in $paths; do
     c=$(( (target + 50) / 100 )); [ "$c" -ge 1 ] || c=1
     out=$(wrk -t1 -c"$c" -d"${secs}s" --latency -s "$work/delay.lua" \
           -H "${hdr[$p]}" "${url[$p]}")
-    printf '%-12s %8s %8s %9s %9s\n' "$p" "$target" \
+    printf '%-14s %8s %8s %9s %9s\n' "$p" "$target" \
         "$(echo "$out" | awk '/Requests\/sec/ { printf "%.0f", $2 }')" \
         "$(echo "$out" | awk '$1 == "50%" { print $2 }')" \
         "$(echo "$out" | awk '$1 == "99%" { print $2 }')"
@@ -399,6 +421,21 @@ if [ -n "$prev" ]; then
             "$(echo "scale=1; ${rcpu[$b]} / ${reqs[$b]}" | bc)"
     done
 fi
+
+# what counting costs (issue 14): each path with and without the metrics
+# zone, round by round (the rounds' spread is the noise of the machine)
+echo
+echo "Metrics (issue 14): the same path with oauth2_metrics / without, per round:"
+for p in opaque-c1 cached-norl; do
+    a=(${rps[$p]}) b=(${rps[$p+m]}) r=""
+    for i in "${!a[@]}"; do
+        r="$r $(echo "scale=3; ${b[$i]} / ${a[$i]}" | bc)"
+    done
+    printf '  %-12s %s (mean %s)\n' "$p" "$r" \
+        "$(echo "scale=3; $(mean "${rps[$p+m]}") / $(mean "${rps[$p]}")" | bc)"
+    echo "  $p+m counted ${counted[$p+m]} requests let through; wrk sent" \
+         "${reqs[$p+m]} (and 1 check before)"
+done
 
 # the token endpoint: codes and refresh tokens seeded for each run, as many
 # as the run can spend (measured on the first, with margin)

@@ -124,6 +124,10 @@ CONF
             || true
         echo
     done
+    echo "# the module's counters (Prometheus text; /metrics.json: the same as JSON)"
+    echo "curl -s http://127.0.0.1:9145/metrics | grep '^oauth2_requests_total'"
+    curl -s http://127.0.0.1:9145/metrics | grep '^oauth2_requests_total.*[1-9]$' || true
+    echo
     flow
     echo "logs: $run/logs/error.log, $run/logs/access.log; 'make stop' stops it"
 }
