@@ -300,6 +300,7 @@ ngx_http_oauth2_authz_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_oauth2_authz_loc_conf_t *conf = child;
 
     char                         *name;
+    ngx_http_core_loc_conf_t     *clcf;
     ngx_http_oauth2_loc_conf_t   *olcf;
     ngx_http_oauth2_main_conf_t  *omcf;
 
@@ -332,6 +333,18 @@ ngx_http_oauth2_authz_merge_loc_conf(ngx_conf_t *cf, void *parent,
     }
 
     name = ngx_http_oauth2_authz_names[conf->endpoint];
+
+    /*
+     * a body too long is the endpoint's JSON 413, not nginx's page: the
+     * endpoint applies client_max_body_size itself (with its own, smaller
+     * limit), and nginx's check before it is lifted (the core module's
+     * loc conf is merged already)
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    conf->body_max = clcf->client_max_body_size;
+    clcf->client_max_body_size = 0;
 
     /* the gateway's Redis: each worker connects to it when it starts */
 
@@ -620,9 +633,10 @@ ngx_int_t
 ngx_http_oauth2_authz_read_form(ngx_http_request_t *r,
     ngx_http_client_body_handler_pt handler)
 {
-    off_t                      max;
-    ngx_int_t                  rc;
-    ngx_http_core_loc_conf_t  *clcf;
+    off_t                              max;
+    ngx_int_t                          rc;
+    ngx_http_core_loc_conf_t          *clcf;
+    ngx_http_oauth2_authz_loc_conf_t  *alcf;
 
     if (ngx_http_oauth2_authz_ctx(r) == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -634,6 +648,12 @@ ngx_http_oauth2_authz_read_form(ngx_http_request_t *r,
 
     max = ngx_min((off_t) NGX_HTTP_OAUTH2_BODY_MAX,
                   (off_t) clcf->client_body_buffer_size);
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_authz_module);
+
+    if (alcf->body_max && alcf->body_max < max) {
+        max = alcf->body_max;
+    }
 
     /* HTTP/1.1 chunked, or HTTP/2 without content-length */
 

@@ -128,6 +128,7 @@ typedef struct {
     time_t                       refresh_ttl;
     ngx_uint_t                   format;
     ngx_http_oauth2_signer_t    *signer;         /* format jwt */
+    off_t                        body_max;       /* client_max_body_size */
 } ngx_http_oauth2_authz_loc_conf_t;
 
 

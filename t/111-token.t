@@ -830,7 +830,44 @@ qr/oauth2: a request body of 17032 bytes refused, (8192|16384) at most/
 
 
 
-=== TEST 54: a chunked body: 411 invalid_request
+=== TEST 54: a body over client_max_body_size (1m by default): the same JSON 413, not nginx's page
+--- request eval
+"POST /oauth2/token
+grant_type=client_credentials&x=" . ('a' x 2000000)
+--- more_headers eval
+$::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
+--- error_code: 413
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+Pragma: no-cache
+--- response_body chomp
+{"error":"invalid_request"}
+--- no_error_log
+client intended to send too large body
+
+
+
+=== TEST 55: client_max_body_size smaller than the endpoint's own limit: it counts, the JSON 413
+--- config
+    location = /oauth2/token {
+        client_max_body_size 100;
+        oauth2_token;
+    }
+--- request eval
+"POST /oauth2/token
+grant_type=client_credentials&x=" . ('a' x 200)
+--- more_headers eval
+$::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
+--- error_code: 413
+--- response_body chomp
+{"error":"invalid_request"}
+--- error_log eval
+qr/oauth2: a request body of 232 bytes refused, 100 at most/
+
+
+
+=== TEST 56: a chunked body: 411 invalid_request
 --- raw_request eval
 "POST /oauth2/token HTTP/1.1\r
 Host: localhost\r
@@ -850,7 +887,7 @@ grant_type=client_credentials\r
 
 
 
-=== TEST 55: GET: 405, Allow: POST
+=== TEST 57: GET: 405, Allow: POST
 --- request
 GET /oauth2/token?grant_type=client_credentials
 --- more_headers eval
@@ -864,7 +901,7 @@ Content-Type: application/json
 
 
 
-=== TEST 56: client_secret_post where only Basic is allowed: 401 invalid_client
+=== TEST 58: client_secret_post where only Basic is allowed: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -878,7 +915,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 57: client_secret_post where oauth2_token_client_auth allows it: 200
+=== TEST 59: client_secret_post where oauth2_token_client_auth allows it: 200
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -890,7 +927,7 @@ qr/"token_type":"Bearer"/
 
 
 
-=== TEST 58: client_secret_post with a wrong secret: 401 invalid_client
+=== TEST 60: client_secret_post with a wrong secret: 401 invalid_client
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=nope
@@ -902,7 +939,7 @@ $::Form
 
 
 
-=== TEST 59: both Basic and client_secret_post: 400 invalid_request
+=== TEST 61: both Basic and client_secret_post: 400 invalid_request
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -914,7 +951,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 60: a client_id in the form that is not the header's: 400 invalid_request
+=== TEST 62: a client_id in the form that is not the header's: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=client_credentials&client_id=tpp-t
@@ -926,7 +963,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 61: Basic credentials are form-urlencoded (RFC 6749 2.3.1)
+=== TEST 63: Basic credentials are form-urlencoded (RFC 6749 2.3.1)
 --- init
 OAuth2Authz::seed_client('tpp:c/1', 'pa ss:w%rd',
                          grant_types => 'client_credentials',
@@ -942,7 +979,7 @@ qr/"scope":"reports"/
 
 
 
-=== TEST 62: Redis down: 503 temporarily_unavailable, Retry-After
+=== TEST 64: Redis down: 503 temporarily_unavailable, Retry-After
 --- http_config
 oauth2_redis 127.0.0.1:$TEST_NGINX_DEAD_PORT;
 --- init
@@ -961,7 +998,7 @@ Retry-After: 1
 
 
 
-=== TEST 63: an access token shorter lived: oauth2_access_token_ttl
+=== TEST 65: an access token shorter lived: oauth2_access_token_ttl
 --- request
 POST /short/token
 grant_type=client_credentials
