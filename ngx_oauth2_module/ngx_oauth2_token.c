@@ -133,8 +133,9 @@ ngx_oauth2_token_extract(ngx_http_request_t *r, size_t max_len,
 
 /*
  * The token's SHA-256: its name in Redis (in hex), in the cache, in logs.
- * The digest is fetched from OpenSSL once per process: EVP_sha256() would
- * look it up again on every call.
+ * The digest and a context are made once per process: EVP_sha256() would
+ * look the algorithm up again on every call, and EVP_Digest() allocates
+ * and frees a context each time.
  */
 
 ngx_int_t
@@ -142,16 +143,25 @@ ngx_oauth2_token_hash(ngx_str_t *token, u_char *digest)
 {
     unsigned int  len;
 
-    static EVP_MD  *sha256;
+    static EVP_MD      *sha256;
+    static EVP_MD_CTX  *ctx;
 
-    if (sha256 == NULL) {
+    if (ctx == NULL) {
         sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
-        if (sha256 == NULL) {
+        ctx = EVP_MD_CTX_new();
+
+        if (sha256 == NULL || ctx == NULL) {
+            EVP_MD_free(sha256);
+            EVP_MD_CTX_free(ctx);
+            sha256 = NULL;
+            ctx = NULL;
             return NGX_ERROR;
         }
     }
 
-    if (EVP_Digest(token->data, token->len, digest, &len, sha256, NULL) != 1
+    if (EVP_DigestInit_ex2(ctx, sha256, NULL) != 1
+        || EVP_DigestUpdate(ctx, token->data, token->len) != 1
+        || EVP_DigestFinal_ex(ctx, digest, &len) != 1
         || len != NGX_OAUTH2_DIGEST_LEN)
     {
         return NGX_ERROR;
