@@ -61,6 +61,11 @@ ngx_oauth2_field_valid(ngx_uint_t grammar, ngx_str_t *s)
         return 0;
     }
 
+    if (s->len == 0) {
+        /* an empty scope: s->data may be NULL, which takes no offset */
+        return 1;
+    }
+
     end = s->data + s->len;
 
     for (p = s->data; p < end; p++) {
