@@ -9,6 +9,7 @@ use strict;
 use warnings;
 
 use Test::More;
+use IO::Socket::INET;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Digest::SHA qw(sha256_hex);
@@ -288,6 +289,81 @@ SKIP: {
     my $trace = do { local $/; <$fh> };
     like($trace, qr/setsockopt\(\d+, SOL_TCP, TCP_NODELAY, \[1\]/,
          'the new connection is set TCP_NODELAY');
+    $n->stop;
+    $r->stop;
+}
+
+# 9. the calls of many requests queued in one turn of the event loop
+# leave in writes of about 1 KB each (NGX_OAUTH2_CONN_EARLY_WRITE), not in
+# one write at the end of the turn: Redis starts on the first calls while
+# the worker still reads the next requests.  30 keep-alive connections
+# each send a request while the worker is stopped, so that it finds all
+# 30 in one turn; strace shows its writes to Redis.
+
+SKIP: {
+    skip 'strace is not installed', 5 unless -x '/usr/bin/strace';
+    my $r = OAuth2Redis->start();
+    seed($r, "tok-ew$_", "from-ew$_") for 1 .. 30;
+    my $n = gateway("oauth2_redis 127.0.0.1:@{[$r->port]};");
+    is(served($n, 'tok-ew1'), 'from-ew1', 'served');
+    my @socks;
+    my $req = sub {
+        my ($i) = @_;
+        return "GET /api HTTP/1.1\r\nHost: x\r\n"
+               . "Authorization: Bearer tok-ew$i\r\n\r\n";
+    };
+    my $read = sub {      # one response on a keep-alive connection
+        my ($sock) = @_;
+        my $buf = '';
+        while ($buf !~ /\r\n\r\n/) {
+            sysread($sock, $buf, 4096, length $buf) or last;
+        }
+        my ($len) = $buf =~ /Content-Length: (\d+)/i;
+        my ($head, $body) = split /\r\n\r\n/, $buf, 2;
+        while (defined $len && length($body) < $len) {
+            sysread($sock, $body, 4096, length $body) or last;
+        }
+        my ($st) = $head =~ m{^HTTP/1\.1 (\d+)};
+        return ($st // 0) . " $body";
+    };
+    for my $i (1 .. 30) {
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                         PeerPort => $n->port) or die $!;
+        syswrite($sock, $req->($i));
+        $read->($sock);
+        push @socks, $sock;
+    }
+    open my $pf, '<', $n->dir . '/logs/nginx.pid' or die $!;
+    chomp(my $master = <$pf>);
+    my ($worker) = split ' ', `pgrep -P $master`;
+    my $out = OAuth2Redis::tmpdir() . '/strace-ew.out';
+    my $st = fork // die "fork: $!";
+    if ($st == 0) {
+        exec '/usr/bin/strace', '-qq', '-s', '8', '-e',
+             'trace=write,writev,sendto', '-o', $out, '-p', $worker;
+        die "exec strace: $!";
+    }
+    sleep 1;
+    kill 'STOP', $worker;
+    syswrite($socks[$_ - 1], $req->($_)) for 1 .. 30;
+    kill 'CONT', $worker;
+    my @got = map { $read->($socks[$_ - 1]) } 1 .. 30;
+    is(scalar(grep { $got[$_ - 1] eq "200 from-ew$_" } 1 .. 30), 30,
+       'all 30 requests served, each with its own client');
+    sleep 0.2;
+    kill 'INT', $st;
+    waitpid $st, 0;
+    open my $fh, '<', $out or die "$out: $!";
+    # the RESP commands: write(fd, "*17\r\n$7"..., n) = n
+    my @w = map { /= (\d+)$/ ? $1 : () } grep { /^\w+\(\d+, "\*\d/ } <$fh>;
+    my $total = 0;
+    $total += $_ for @w;
+    my ($max) = sort { $b <=> $a } @w;
+    cmp_ok($total, ">", 30 * 200, "30 calls written ($total bytes)")
+        or diag(join " ", @w);
+    cmp_ok(scalar(@w), '>=', 4, 'in several writes (' . scalar(@w) . ')');
+    cmp_ok($max // 0, '<', 2048, "none over 2 KB (the largest: "
+           . ($max // 0) . ' bytes)');
     $n->stop;
     $r->stop;
 }
