@@ -16,6 +16,7 @@ use Time::HiRes qw(time sleep);
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
+use OAuth2JWT;
 
 my $nginx  = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my $module = $ENV{TEST_NGINX_LOAD_MODULES}
@@ -126,6 +127,7 @@ http {
     oauth2_plan burst100 100r/h;
     oauth2_plan rate20 20r/s;
     oauth2_plan wide 10000r/s;
+    oauth2_jwt_key HS256 "$OAuth2JWT::Secret";
     server {
         listen 127.0.0.1:$port reuseport;
         location /api {
@@ -139,6 +141,12 @@ http {
             oauth2_rate_limit_lease on max=$MAX time=200ms;
             proxy_pass http://127.0.0.1:$port/backend;
         }
+        location /jwt {
+            oauth2 on;
+            oauth2_token_type jwt;
+            oauth2_rate_limit_lease on max=$MAX time=${TIME}s;
+            proxy_pass http://127.0.0.1:$port/backend;
+        }
         location /backend { return 200 "ok\\n"; }
     }
 }
@@ -150,6 +158,7 @@ _CONF_
     push @dirs, $dir;
 }
 
+# the status; in list context, the response's head too
 sub request {
     my ($port, $token, $path) = @_;
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
@@ -157,14 +166,19 @@ sub request {
                                      Timeout => 5) or return 0;
     print $sock "GET ", $path // '/api', " HTTP/1.0\r\nHost: localhost\r\n",
                 "Authorization: Bearer $token\r\n\r\n";
-    my $line = <$sock> // '';
+    my $head = '';
+    while (my $l = <$sock>) {
+        last if $l eq "\r\n";
+        $head .= $l;
+    }
     close $sock;
-    return $line =~ m{^HTTP/1\.\d (\d{3})} ? $1 : 0;
+    my $status = $head =~ m{^HTTP/1\.\d (\d{3})} ? $1 : 0;
+    return wantarray ? ($status, $head) : $status;
 }
 
 # as in t/061: (accepted, limited, other, first, last)
 sub hammer {
-    my ($token, $clients, $until, $max) = @_;
+    my ($token, $clients, $until, $max, $path) = @_;
     my $out = tempdir(CLEANUP => 1);
     my @pids;
     for my $c (1 .. $clients) {
@@ -176,7 +190,7 @@ sub hammer {
             for (my $i = 0; $i < $max && time < $until; $i++) {
                 my $t = time;
                 $first //= $t;
-                my $s = request($nodes[($i + $c) % @nodes], $token);
+                my $s = request($nodes[($i + $c) % @nodes], $token, $path);
                 $last = $t;
                 $n{ exists $n{$s} ? $s : 'other' }++;
             }
@@ -232,7 +246,7 @@ my $run = "$$-" . int(time);
 
     my @got;
     for my $i (1 .. 7) {
-        push @got, request($nodes[0], $token, '/slow');
+        push @got, scalar request($nodes[0], $token, '/slow');
         if ($i == 3) {
             # 3 counted, 12 s apart each: nothing held beyond them
             my $ahead = (tat($client, 'slow5', 5, 60000000) - redis_now())
@@ -340,6 +354,27 @@ my $early = $NODES * $MAX;
     is($ok, 400, "under the limit: 400 of 400 accepted ($calls calls)");
     cmp_ok($calls, '<', 100,
            "under the limit: $calls script calls for 400 requests");
+
+    # the headers of a request admitted from the lease
+    my ($status, $head) = request($nodes[0], $token);
+    is($status, 200, 'under the limit: one more, from the lease');
+    like($head, qr/^RateLimit-Policy: "wide";q=10000;w=1\r$/m,
+         'lease: RateLimit-Policy');
+    like($head, qr/^X-RateLimit-Remaining: (\d+)\r$/m,
+         'lease: X-RateLimit-Remaining');
+    my ($rem) = $head =~ /^X-RateLimit-Remaining: (\d+)/m;
+    cmp_ok($rem // -1, '>', 9000, 'lease: most of the limit remains');
+}
+
+# 2f. a JWT verified in the worker: counted through the lease too
+{
+    my $jwt = OAuth2JWT::sign('HS256', { client_id => "lease-jwt-$run",
+                                         plan => 'wide' });
+    my $calls = evalsha_calls();
+    my ($ok, $limited, $other) = hammer($jwt, 8, time + 30, 50, '/jwt');
+    $calls = evalsha_calls() - $calls;
+    is($ok, 400, "JWT: 400 of 400 accepted ($calls calls)");
+    cmp_ok($calls, '<', 100, "JWT: $calls script calls for 400 requests");
 }
 
 for my $dir (@dirs) {
