@@ -45,6 +45,7 @@
 #define NGX_OAUTH2_LEASE_TIME     60000          /* ms, at most */
 #define NGX_OAUTH2_LEASE_SWEEP    1000           /* ms between sweeps */
 #define NGX_OAUTH2_LEASE_SWEPT    256            /* entries per sweep */
+#define NGX_OAUTH2_LEASE_BACK     16             /* give-backs per sweep */
 
 
 typedef struct {
@@ -703,9 +704,10 @@ ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
     a[5].data = job->nbuf;
     a[5].len = ngx_sprintf(job->nbuf, "%ui", job->nlimits) - job->nbuf;
 
+    /* call->log stays the Redis layer's: the call outlives any request */
+
     call->handler = ngx_oauth2_lease_done;
     call->data = job;
-    call->log = log;
     call->script = NGX_OAUTH2_SCRIPT_LEASE;
     call->args = a;
     call->nargs = n;
@@ -828,8 +830,10 @@ done:
 
 /*
  * Every second, the permits of leases that have ended are given back,
- * for the clients no request came from since: NGX_OAUTH2_LEASE_SWEPT
- * entries of the zone at most, the least recently used first.
+ * for the clients no request came from since: of the
+ * NGX_OAUTH2_LEASE_SWEPT least recently used entries of the zone, the
+ * first NGX_OAUTH2_LEASE_BACK that hold some (the others at the next
+ * sweep), sent once the zone is unlocked.
  */
 
 static void
@@ -837,9 +841,12 @@ ngx_oauth2_lease_sweep(ngx_event_t *ev)
 {
     ngx_http_oauth2_main_conf_t *omcf = ev->data;
 
-    ngx_str_t                key;
+    u_char                   data[NGX_OAUTH2_LEASE_BACK]
+                                 [NGX_OAUTH2_LEASE_KEY_MAX];
+    ngx_str_t                key[NGX_OAUTH2_LEASE_BACK];
+    ngx_uint_t               back[NGX_OAUTH2_LEASE_BACK];
     ngx_msec_t               now;
-    ngx_uint_t               n, back;
+    ngx_uint_t               i, n, nback;
     ngx_queue_t             *q, *sentinel;
     ngx_oauth2_lease_t      *ls;
 
@@ -848,31 +855,41 @@ ngx_oauth2_lease_sweep(ngx_event_t *ev)
     }
 
     now = ngx_current_msec;
+    nback = 0;
 
     ngx_oauth2_zone_lock(omcf->leases);
 
     sentinel = ngx_queue_sentinel(&omcf->leases->sh->queue);
     q = ngx_queue_last(&omcf->leases->sh->queue);
 
-    for (n = 0; n < NGX_OAUTH2_LEASE_SWEPT && q != sentinel; n++) {
-
+    for (n = 0;
+         n < NGX_OAUTH2_LEASE_SWEPT && nback < NGX_OAUTH2_LEASE_BACK
+         && q != sentinel;
+         n++)
+    {
         ls = (ngx_oauth2_lease_t *) ngx_queue_data(q, ngx_oauth2_zone_node_t,
                                                    queue);
         q = ngx_queue_prev(q);
 
-        back = ngx_oauth2_lease_expire(ls, now);
+        if (ls->zn.len > NGX_OAUTH2_LEASE_KEY_MAX) {
+            continue;
+        }
 
-        if (back) {
-            /* queued on a connection, not waited for: the lock is short */
+        back[nback] = ngx_oauth2_lease_expire(ls, now);
 
-            key.data = ls->zn.data;
-            key.len = ls->zn.len;
-
-            ngx_oauth2_lease_send(omcf, &key, 0, back, 0, ev->log);
+        if (back[nback]) {
+            key[nback].data = data[nback];
+            key[nback].len = ls->zn.len;
+            ngx_memcpy(data[nback], ls->zn.data, ls->zn.len);
+            nback++;
         }
     }
 
     ngx_oauth2_zone_unlock(omcf->leases);
+
+    for (i = 0; i < nback; i++) {
+        ngx_oauth2_lease_send(omcf, &key[i], 0, back[i], 0, ev->log);
+    }
 
     ngx_add_timer(ev, NGX_OAUTH2_LEASE_SWEEP);
 }
