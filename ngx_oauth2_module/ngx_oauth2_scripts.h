@@ -748,7 +748,7 @@ static char  ngx_oauth2_script_authz_revoke[] =
 /* gcra.lua + lease.lua */
 
 #define NGX_OAUTH2_SCRIPT_LEASE_SHA1                                          \
-    "8716fb1e2314eb2c2beb5d51bcfc5d273640888b"
+    "6026fd32a8cb3777cebef28f90327f22ebd74d3e"
 
 static char  ngx_oauth2_script_lease[] =
     "-- GCRA, the generic cell rate algorithm, for every limit of a plan at\n"
@@ -875,13 +875,9 @@ static char  ngx_oauth2_script_lease[] =
     "  if a[4] == 'return' then\n"
     "    for l = 1, n do\n"
     "      if tats[l] > now then\n"
-    "        local back = tats[l] - want * ts[l]\n"
-    "        if back <= now then\n"
-    "          redis.call('DEL', keys[l])\n"
-    "        else\n"
-    "          redis.call('SET', keys[l], string.format('%.17g', back), 'PX',\n"
-    "                     math.ceil((back - now) / 1000) + 1000)\n"
-    "        end\n"
+    "        local back = math.max(tats[l] - want * ts[l], now)\n"
+    "        redis.call('SET', keys[l], string.format('%.17g', back), 'PX',\n"
+    "                   math.ceil((back - now) / 1000) + 1000)\n"
     "      end\n"
     "    end\n"
     "    return {0}\n"

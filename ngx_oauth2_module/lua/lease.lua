@@ -53,13 +53,9 @@ local function lease(a, now)
   if a[4] == 'return' then
     for l = 1, n do
       if tats[l] > now then
-        local back = tats[l] - want * ts[l]
-        if back <= now then
-          redis.call('DEL', keys[l])
-        else
-          redis.call('SET', keys[l], string.format('%.17g', back), 'PX',
-                     math.ceil((back - now) / 1000) + 1000)
-        end
+        local back = math.max(tats[l] - want * ts[l], now)
+        redis.call('SET', keys[l], string.format('%.17g', back), 'PX',
+                   math.ceil((back - now) / 1000) + 1000)
       end
     end
     return {0}
