@@ -766,7 +766,6 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->enable) {
-
         omcf->used = 1;
 
         if (omcf->redis.addr.len == 0 && omcf->redis.sentinels == NULL) {

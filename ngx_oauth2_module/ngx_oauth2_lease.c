@@ -74,6 +74,7 @@ typedef struct {
 typedef struct {
     ngx_queue_t                  queue;          /* the free list */
     ngx_uint_t                   take;
+    ngx_uint_t                   want;
     ngx_uint_t                   nlimits;
     ngx_msec_t                   sent;
     ngx_msec_t                   time;
@@ -435,6 +436,12 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
     now = ngx_current_msec;
     expired = 0;
 
+    /* never more than asked for: a node holds max= at most */
+
+    if (ctx->lease_granted > ctx->lease_want) {
+        ctx->lease_granted = ctx->lease_want;
+    }
+
     left = (outcome == NGX_OAUTH2_OK && ctx->lease_granted > 1)
            ? ctx->lease_granted - 1 : 0;
 
@@ -657,6 +664,7 @@ ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
     }
 
     job->take = take;
+    job->want = count;
     job->sent = ngx_current_msec;
     job->time = time;
     job->key.data = job->data;
@@ -789,6 +797,8 @@ ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call, redisReply *reply)
         granted = 0;
         reply = NULL;
     }
+
+    granted = ngx_min(granted, job->want);
 
     now = ngx_current_msec;
     back = 0;
