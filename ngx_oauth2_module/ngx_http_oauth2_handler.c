@@ -17,7 +17,10 @@
  *        validate  the record itself (an opaque token's lookup, a JWT's
  *                  revocation or consent): no answer is a 503,
  *        count     the rate limit of a record already checked: no answer
- *                  is oauth2_rate_limit_fallback's to decide;
+ *                  is oauth2_rate_limit_fallback's to decide; with
+ *                  oauth2_rate_limit_lease, a permit the node holds
+ *                  (ngx_oauth2_lease.c) counts it without a call, or
+ *                  the call takes a batch of permits;
  *      the handler returns NGX_AGAIN, the answer comes to
  *      ngx_http_oauth2_redis_done() through the call's handler, and the
  *      phases run again;
@@ -206,6 +209,26 @@ ngx_http_oauth2_start(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
                              r->connection->log);
     }
 
+    /* oauth2_rate_limit_lease: a permit this node holds, if any */
+
+    if (ctx->need == NGX_OAUTH2_NEED_COUNT && olcf->lease_max
+        && omcf->leases)
+    {
+        switch (ngx_oauth2_lease_spend(r, olcf, omcf, ctx)) {
+
+        case NGX_OK:
+            ctx->need = NGX_OAUTH2_NEED_NONE;
+            break;
+
+        case NGX_ERROR:
+            ctx->outcome = NGX_OAUTH2_INTERNAL_ERROR;
+            return NGX_OK;
+
+        default: /* NGX_DECLINED: the request takes permits itself */
+            break;
+        }
+    }
+
     /* 4. Redis */
 
     if (ctx->need == NGX_OAUTH2_NEED_NONE) {
@@ -365,6 +388,10 @@ ngx_http_oauth2_script_args(ngx_http_request_t *r,
     static ngx_str_t  empty = ngx_string("");
 
     n = omcf->plans_args ? omcf->plans_args->nelts : 0;
+
+    if (ctx->need == NGX_OAUTH2_NEED_COUNT && ctx->lease_want) {
+        return ngx_oauth2_lease_args(r, omcf, ctx, call);
+    }
 
     if (ctx->need == NGX_OAUTH2_NEED_COUNT) {
         a = ngx_palloc(r->pool, (3 + ctx->rl.plan->nargs) * sizeof(ngx_str_t));
@@ -529,6 +556,11 @@ ngx_http_oauth2_redis_result(ngx_http_request_t *r,
     ngx_http_oauth2_main_conf_t  *omcf;
 
     omcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    if (ctx->lease_want) {
+        /* the permits taken: one for the request, the others kept */
+        ngx_oauth2_lease_taken(r, omcf, ctx, outcome);
+    }
 
     if (outcome == NGX_OAUTH2_STORE_UNAVAILABLE
         && ctx->need == NGX_OAUTH2_NEED_COUNT)

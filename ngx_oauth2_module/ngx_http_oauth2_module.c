@@ -325,6 +325,13 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       offsetof(ngx_http_oauth2_loc_conf_t, rl_fallback),
       &ngx_http_oauth2_rl_fallback },
 
+    { ngx_string("oauth2_rate_limit_lease"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_oauth2_rate_limit_lease_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("oauth2_rate_limit_headers"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -586,6 +593,7 @@ ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
      *     omcf->used = 0;
      *     omcf->cache = NULL;
      *     omcf->counters = NULL;
+     *     omcf->leases = NULL;
      *     omcf->plans = NULL;
      *     omcf->default_plan_name = { 0, NULL };
      *     omcf->default_plan = NULL;
@@ -669,6 +677,8 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     olcf->rate_limit = NGX_CONF_UNSET;
     olcf->rl_fallback = NGX_CONF_UNSET_UINT;
     olcf->rl_headers = NGX_CONF_UNSET;
+    olcf->lease_max = NGX_CONF_UNSET_UINT;
+    olcf->lease_time = NGX_CONF_UNSET_MSEC;
     olcf->subrequests = NGX_CONF_UNSET;
     olcf->dry_run = NGX_CONF_UNSET;
     olcf->messages = NGX_CONF_UNSET_PTR;
@@ -697,6 +707,8 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->rl_fallback, prev->rl_fallback,
                               NGX_OAUTH2_RL_FALLBACK_LOCAL);
     ngx_conf_merge_value(conf->rl_headers, prev->rl_headers, 1);
+    ngx_conf_merge_uint_value(conf->lease_max, prev->lease_max, 0);
+    ngx_conf_merge_msec_value(conf->lease_time, prev->lease_time, 0);
     ngx_conf_merge_value(conf->subrequests, prev->subrequests, 1);
     ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
     ngx_conf_merge_uint_value(conf->token_type, prev->token_type,
@@ -747,9 +759,13 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->enable) {
-        omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
 
+    if (ngx_oauth2_lease_init_conf(cf, omcf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->enable) {
         omcf->used = 1;
 
         if (omcf->redis.addr.len == 0 && omcf->redis.sentinels == NULL) {
@@ -1104,6 +1120,8 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
     if (!omcf->used) {
         return NGX_OK;
     }
+
+    ngx_oauth2_lease_init_worker(cycle, omcf);
 
     return ngx_oauth2_redis_init_worker(cycle, omcf);
 }

@@ -160,6 +160,7 @@ typedef struct {
     ngx_oauth2_cache_t          *cache;          /* oauth2_cache */
     ngx_oauth2_counters_t       *counters;       /* local rate limits */
     size_t                       counters_size;
+    ngx_oauth2_zone_t           *leases;         /* rate-limit leases */
 
     ngx_array_t                 *plans;          /* of ngx_oauth2_plan_t */
     ngx_str_t                    default_plan_name;
@@ -227,6 +228,8 @@ typedef struct {
     ngx_flag_t                   rate_limit;
     ngx_uint_t                   rl_fallback;
     ngx_flag_t                   rl_headers;
+    ngx_uint_t                   lease_max;      /* 0: no leases */
+    ngx_msec_t                   lease_time;
     ngx_flag_t                   subrequests;
     ngx_flag_t                   dry_run;
     ngx_uint_t                   token_type;
@@ -301,11 +304,17 @@ typedef struct {
     ngx_uint_t                   status;         /* refused with */
     ngx_uint_t                   uri_changes;    /* when refused */
     ngx_str_t                   *body;           /* the refusal's JSON */
+    ngx_str_t                    lease_key;      /* leases: client, plan */
+    ngx_uint_t                   lease_want;     /* permits asked, or 0 */
+    ngx_uint_t                   lease_granted;  /* permits taken */
+    ngx_msec_t                   lease_sent;     /* ngx_current_msec */
+    ngx_msec_t                   lease_time;     /* time= */
     unsigned                     rl_headers:1;   /* added already */
     unsigned                     dry_logged:1;
     unsigned                     replace:1;      /* ours for nginx's page */
     unsigned                     replaced:1;
     unsigned                     counted:1;      /* in the metrics */
+    unsigned                     lease_refill:1; /* the take in flight */
 } ngx_http_oauth2_ctx_t;
 
 
@@ -342,6 +351,8 @@ ngx_int_t ngx_oauth2_escape_pool(ngx_pool_t *pool, ngx_str_t *src,
 /* what a script's reply means; called by util/fuzz too */
 ngx_oauth2_outcome_e ngx_oauth2_record_reply(ngx_http_oauth2_ctx_t *ctx,
     ngx_int_t script, struct redisReply *rr);
+ngx_int_t ngx_oauth2_reply_lease(struct redisReply *rr, ngx_oauth2_rl_t *rl,
+    ngx_uint_t nlimits, ngx_uint_t *granted);
 
 /* ngx_oauth2_error.c */
 ngx_int_t ngx_http_oauth2_error_bodies(ngx_conf_t *cf,
@@ -382,6 +393,23 @@ ngx_int_t ngx_oauth2_ratelimit_local(ngx_http_request_t *r,
     ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_ctx_t *ctx);
 ngx_int_t ngx_oauth2_ratelimit_headers(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx);
+
+/* ngx_oauth2_lease.c */
+char *ngx_http_oauth2_rate_limit_lease_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_oauth2_lease_init_conf(ngx_conf_t *cf,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_loc_conf_t *olcf);
+void ngx_oauth2_lease_init_worker(ngx_cycle_t *cycle,
+    ngx_http_oauth2_main_conf_t *omcf);
+ngx_int_t ngx_oauth2_lease_spend(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx);
+ngx_int_t ngx_oauth2_lease_args(ngx_http_request_t *r,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_ctx_t *ctx,
+    ngx_oauth2_redis_call_t *call);
+void ngx_oauth2_lease_taken(ngx_http_request_t *r,
+    ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_ctx_t *ctx,
+    ngx_oauth2_outcome_e outcome);
 
 /* ngx_oauth2_counters.c */
 char *ngx_http_oauth2_rate_limit_zone_directive(ngx_conf_t *cf,

@@ -429,18 +429,37 @@ ngx_oauth2_push_header(ngx_http_request_t *r, char *name, u_char *start,
 }
 
 
+/* a decimal number: what ngx_sprintf() would write, at a tenth of its cost */
+
+static u_char *
+ngx_oauth2_decimal(u_char *p, uint64_t n)
+{
+    u_char  *b, buf[NGX_INT64_LEN];
+
+    b = buf + NGX_INT64_LEN;
+
+    do {
+        *--b = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, b, buf + NGX_INT64_LEN - b);
+}
+
+
 /*
  * RateLimit-Policy: "gold";q=6000;w=60        (draft-ietf-httpapi-
  * RateLimit: "gold";r=17;t=42                  ratelimit-headers-09)
- * X-RateLimit-Limit, -Remaining, -Reset: of the tightest limit
+ * X-RateLimit-Limit, -Remaining, -Reset: of the tightest limit, the same
+ * numbers (the same bytes)
  */
 
 ngx_int_t
 ngx_oauth2_ratelimit_headers(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx)
 {
-    u_char              *p, *s;
-    ngx_uint_t           window;
+    u_char              *p, *policy, *policy_end, *q, *q_end, *current,
+                        *rem, *rem_end, *t;
     ngx_oauth2_rl_t     *rl;
     ngx_oauth2_limit_t  *limit;
 
@@ -454,43 +473,64 @@ ngx_oauth2_ratelimit_headers(ngx_http_request_t *r,
 
     limit = rl->plan->limits->elts;
     limit = &limit[rl->limit];
-    window = limit->period / 1000;
 
-    p = ngx_pnalloc(r->pool, 2 * (rl->plan->name.len + 3 * NGX_INT_T_LEN
-                                  + sizeof("\"\";q=;w=") - 1)
-                             + 3 * NGX_INT_T_LEN);
+    p = ngx_pnalloc(r->pool, 2 * (rl->plan->name.len + 2 * NGX_INT64_LEN
+                                  + sizeof("\"\";q=;w=-") - 1));
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    s = p;
-    p = ngx_sprintf(p, "\"%V\";q=%ui;w=%ui", &rl->plan->name, limit->count,
-                    window);
-    if (ngx_oauth2_push_header(r, "RateLimit-Policy", s, p) != NGX_OK) {
+    /* the two strings first, then the headers, in this order */
+
+    policy = p;
+    *p++ = '"';
+    p = ngx_cpymem(p, rl->plan->name.data, rl->plan->name.len);
+    p = ngx_cpymem(p, "\";q=", sizeof("\";q=") - 1);
+    q = p;
+    p = ngx_oauth2_decimal(p, limit->count);
+    q_end = p;
+    p = ngx_cpymem(p, ";w=", sizeof(";w=") - 1);
+    p = ngx_oauth2_decimal(p, limit->period / 1000);
+    policy_end = p;
+
+    current = p;
+    *p++ = '"';
+    p = ngx_cpymem(p, rl->plan->name.data, rl->plan->name.len);
+    p = ngx_cpymem(p, "\";r=", sizeof("\";r=") - 1);
+    rem = p;
+
+    if (rl->remaining < 0) {
+        *p++ = '-';
+        p = ngx_oauth2_decimal(p, (uint64_t) 0 - (uint64_t) rl->remaining);
+
+    } else {
+        p = ngx_oauth2_decimal(p, (uint64_t) rl->remaining);
+    }
+
+    rem_end = p;
+    p = ngx_cpymem(p, ";t=", sizeof(";t=") - 1);
+    t = p;
+    p = ngx_oauth2_decimal(p, rl->reset);
+
+    if (ngx_oauth2_push_header(r, "RateLimit-Policy", policy, policy_end)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    s = p;
-    p = ngx_sprintf(p, "\"%V\";r=%i;t=%M", &rl->plan->name, rl->remaining,
-                    rl->reset);
-    if (ngx_oauth2_push_header(r, "RateLimit", s, p) != NGX_OK) {
+    if (ngx_oauth2_push_header(r, "RateLimit", current, p) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    s = p;
-    p = ngx_sprintf(p, "%ui", limit->count);
-    if (ngx_oauth2_push_header(r, "X-RateLimit-Limit", s, p) != NGX_OK) {
+    if (ngx_oauth2_push_header(r, "X-RateLimit-Limit", q, q_end) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    s = p;
-    p = ngx_sprintf(p, "%i", rl->remaining);
-    if (ngx_oauth2_push_header(r, "X-RateLimit-Remaining", s, p) != NGX_OK) {
+    if (ngx_oauth2_push_header(r, "X-RateLimit-Remaining", rem, rem_end)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    s = p;
-    p = ngx_sprintf(p, "%M", rl->reset);
-
-    return ngx_oauth2_push_header(r, "X-RateLimit-Reset", s, p);
+    return ngx_oauth2_push_header(r, "X-RateLimit-Reset", t, p);
 }

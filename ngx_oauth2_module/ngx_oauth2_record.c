@@ -463,21 +463,15 @@ ngx_oauth2_reply_str(ngx_pool_t *pool, redisReply *rr, ngx_str_t *s)
 
 
 /*
- * {state, limit index, remaining, reset s, retry s, unusable keys} of the
- * GCRA script
+ * {state, limit index, remaining, reset s, retry s, unusable keys}, the
+ * first six integers of the GCRA and lease scripts' replies; nlimits: of
+ * the plan, or 0 when it is not known
  */
 
 static ngx_int_t
-ngx_oauth2_reply_rl(ngx_http_oauth2_ctx_t *ctx, redisReply **e, size_t n)
+ngx_oauth2_reply_gcra(redisReply **e, ngx_oauth2_rl_t *rl, ngx_uint_t nlimits)
 {
-    ngx_uint_t        i;
-    ngx_oauth2_rl_t  *rl;
-
-    rl = &ctx->rl;
-
-    if (n != 6) {
-        return NGX_ERROR;
-    }
+    ngx_uint_t  i;
 
     for (i = 0; i < 6; i++) {
         if (e[i]->type != REDIS_REPLY_INTEGER || e[i]->integer < 0) {
@@ -497,7 +491,57 @@ ngx_oauth2_reply_rl(ngx_http_oauth2_ctx_t *ctx, redisReply **e, size_t n)
     rl->reset = (ngx_msec_t) e[3]->integer;
     rl->retry = (ngx_msec_t) e[4]->integer;
 
-    if (rl->plan && rl->limit >= rl->plan->limits->nelts) {
+    if (nlimits && rl->limit >= nlimits) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The lease script's answer to a take: the GCRA's six integers, then the
+ * permits taken, which are some exactly when the state is "allowed"
+ */
+
+ngx_int_t
+ngx_oauth2_reply_lease(redisReply *rr, ngx_oauth2_rl_t *rl,
+    ngx_uint_t nlimits, ngx_uint_t *granted)
+{
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 7
+        || ngx_oauth2_reply_gcra(rr->element, rl, nlimits) != NGX_OK
+        || rr->element[6]->type != REDIS_REPLY_INTEGER
+        || rr->element[6]->integer < 0
+        || rr->element[6]->integer > 1000000
+        || ((rr->element[6]->integer > 0)
+            != (rl->state == NGX_OAUTH2_RL_ALLOWED)))
+    {
+        return NGX_ERROR;
+    }
+
+    *granted = (ngx_uint_t) rr->element[6]->integer;
+
+    return NGX_OK;
+}
+
+
+/*
+ * {state, limit index, remaining, reset s, retry s, unusable keys} of the
+ * GCRA script
+ */
+
+static ngx_int_t
+ngx_oauth2_reply_rl(ngx_http_oauth2_ctx_t *ctx, redisReply **e, size_t n)
+{
+    ngx_oauth2_rl_t  *rl;
+
+    rl = &ctx->rl;
+
+    if (n != 6
+        || ngx_oauth2_reply_gcra(e, rl,
+                                 rl->plan ? rl->plan->limits->nelts : 0)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -636,6 +680,27 @@ ngx_oauth2_record_reply(ngx_http_oauth2_ctx_t *ctx, ngx_int_t script,
             || ngx_oauth2_reply_rl(ctx, rr->element, rr->elements) != NGX_OK)
         {
             goto unexpected;
+        }
+
+        return NGX_OAUTH2_OK;
+    }
+
+    if (script == NGX_OAUTH2_SCRIPT_LEASE) {
+        if (ngx_oauth2_reply_lease(rr, &ctx->rl,
+                                   ctx->rl.plan
+                                   ? ctx->rl.plan->limits->nelts : 0,
+                                   &ctx->lease_granted)
+            != NGX_OK)
+        {
+            goto unexpected;
+        }
+
+        if (rr->element[5]->integer) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "oauth2: %L rate-limit key(s) of client \"%V\" "
+                          "held no usable counter and were counted as new",
+                          (int64_t) rr->element[5]->integer,
+                          &rec->client_id);
         }
 
         return NGX_OAUTH2_OK;

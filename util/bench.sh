@@ -18,6 +18,9 @@
 #   opaque-tls   the same over TLS to Redis (rediss://)
 #   cached       oauth2_cache, rate limit on: the rate-limit script only
 #   cached-norl  oauth2_cache, oauth2_rate_limit off: no Redis call
+#   cached-lease oauth2_cache, rate limit on, oauth2_rate_limit_lease on
+#                (max=1000 time=1s): permits taken in batches in the
+#                background, most requests without a Redis call
 #   jwt-hs       HS256 JWT verified locally, no Redis call
 #   opaque-c1+m  opaque-c1 with oauth2_metrics (a metrics location, the
 #                counters' zone, a label on /t): what counting costs
@@ -165,7 +168,7 @@ else
 fi
 
 for p in plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached \
-         cached-norl jwt-hs opaque-c1+m cached-norl+m $prev; do
+         cached-norl cached-lease jwt-hs opaque-c1+m cached-norl+m $prev; do
     port[$p]=$(free_port)
     url[$p]=http://127.0.0.1:${port[$p]}/t
 done
@@ -184,6 +187,9 @@ instance cached "${port[cached]}" \
 instance cached-norl "${port[cached-norl]}" \
     "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" \
     "$oauth2_loc oauth2_rate_limit off;"
+instance cached-lease "${port[cached-lease]}" \
+    "$oauth2_http oauth2_cache zone=bench:10m ttl=1h;" \
+    "$oauth2_loc oauth2_rate_limit_lease on max=1000 time=1s;"
 metrics_loc="location /metrics { oauth2_metrics; }"
 instance opaque-c1+m "${port[opaque-c1+m]}" \
     "$oauth2_http oauth2_redis_connections 1;" \
@@ -271,7 +277,8 @@ declare -A hdr
 for p in "${!url[@]}"; do hdr[$p]="Authorization: Bearer $opaque"; done
 hdr[plain]="X-None: 1"
 hdr[jwt-hs]="Authorization: Bearer $jwt_hs"
-paths="plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached cached-norl jwt-hs
+paths="plain lua opaque-c1 opaque-c2 opaque-c4 opaque-tls cached cached-norl
+       cached-lease jwt-hs
        opaque-c1+m cached-norl+m $prev"
 
 for p in $paths; do   # every path answers 200 before anything is measured
@@ -404,6 +411,10 @@ goal "cached, no rate limit x plain" \
     "$(echo "scale=3; $(mean "${rps[cached-norl]}") / $base" | bc)" 0.93
 goal "cached + rate limit x the Lua location" \
     "$(echo "scale=2; $(mean "${rps[cached]}") / $lua" | bc)" 1.0
+goal "cached + rate limit with leases x plain" \
+    "$(echo "scale=3; $(mean "${rps[cached-lease]}") / $base" | bc)" 0.8
+goal "cached + rate limit with leases x the Lua location" \
+    "$(echo "scale=2; $(mean "${rps[cached-lease]}") / $lua" | bc)" 2.5
 
 if [ -n "$prev" ]; then
     echo

@@ -31,6 +31,7 @@ my @scripts = (
     [ 'authz_consent_revoke', 'AUTHZ_CONSENT_REVOKE',
       qw(authz_consent_revoke) ],
     [ 'authz_revoke', 'AUTHZ_REVOKE', qw(authz_revoke) ],
+    [ 'lease',     'LEASE',     qw(gcra lease) ],
 );
 
 sub slurp {

@@ -1,0 +1,76 @@
+-- Rate-limit leases (oauth2_rate_limit_lease): a node takes permits
+-- from a client's GCRA (gcra.lua's keys and algorithm) in a batch, or
+-- gives back the permits it did not spend.  ARGV: prefix, client_id,
+-- plan, mode ("take" or "return"), count (permits wanted, or given
+-- back), the plan's number of limits, then count, period_usec for each
+-- limit.
+--
+-- take: the largest k <= count that every limit of the plan lets
+-- through at once (k requests move a TAT by k emission intervals, as k
+-- calls of gcra() in a row would), counted in every limit.  Returns
+-- {state, limit, remaining, reset, retry, unusable, k}: state 1 and
+-- remaining after the k when k > 0, else gcra()'s refusal and k 0.
+-- return: each TAT moves back by count emission intervals, never
+-- before now; returns {0}.
+local function lease(a, now)
+  local base = a[1] .. 'rl:{' .. a[2] .. '}:' .. a[3] .. ':'
+  local want, n = tonumber(a[5]), tonumber(a[6])
+  local keys, tats, ts, bad = {}, {}, {}, 0
+  local k = want
+  local best, best_rem, best_reset = 0, -1, 0
+  local deny, retry, deny_reset = 0, 0, 0
+  for l = 1, n do
+    local c, p = a[5 + 2 * l], a[6 + 2 * l]
+    local key = base .. c .. ':' .. p
+    c = tonumber(c)
+    p = tonumber(p)
+    local t = p / c
+    local v = redis.pcall('GET', key)
+    local tat = now
+    if v then
+      local x = type(v) == 'string' and tonumber(v)
+      if x and x == x and x <= now + p then
+        if x > now then tat = x end
+      else
+        bad = bad + 1
+      end
+    end
+    keys[l], tats[l], ts[l] = key, tat, t
+    local wait = tat - now - (p - t)
+    if wait > 0 then
+      k = 0
+      if deny == 0 or wait > retry then
+        deny, retry, deny_reset = l, wait, tat - now
+      end
+    else
+      local rem = math.floor(-wait / t)
+      if rem + 1 < k then k = rem + 1 end
+      if best_rem < 0 or rem < best_rem then
+        best, best_rem = l, rem
+      end
+    end
+  end
+  if a[4] == 'return' then
+    for l = 1, n do
+      if tats[l] > now then
+        local back = math.max(tats[l] - want * ts[l], now)
+        redis.call('SET', keys[l], string.format('%.17g', back), 'PX',
+                   math.ceil((back - now) / 1000) + 1000)
+      end
+    end
+    return {0}
+  end
+  if deny > 0 or k < 1 then
+    return {2, deny - 1, 0, math.ceil(deny_reset / 1000000),
+            math.ceil(retry / 1000000), bad, 0}
+  end
+  for l = 1, n do
+    tats[l] = tats[l] + k * ts[l]
+    redis.call('SET', keys[l], string.format('%.17g', tats[l]), 'PX',
+               math.ceil((tats[l] - now) / 1000) + 1000)
+  end
+  best_reset = tats[best] - now
+  return {1, best - 1, best_rem + 1 - k, math.ceil(best_reset / 1000000),
+          0, bad, k}
+end
+return lease(ARGV, clock())

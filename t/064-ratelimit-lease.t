@@ -1,0 +1,392 @@
+# oauth2_rate_limit_lease: permits taken from the shared GCRA in batches
+# and spent by each node without a Redis call.  Configuration errors
+# (nginx -t); a slow client takes one permit per request, as without
+# leases; two nginx instances of two workers each within the bounds of
+# docs/rate-limiting.md ("Leases"); the permits of an ended lease are
+# given back.  Plain Test::More: it runs its own nginx instances.
+
+use strict;
+use warnings;
+
+use Test::More;
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX ();
+use Time::HiRes qw(time sleep);
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use OAuth2Test;
+use OAuth2JWT;
+
+my $nginx  = $ENV{TEST_NGINX_BINARY} || 'nginx';
+my $module = $ENV{TEST_NGINX_LOAD_MODULES}
+    or plan skip_all => 'TEST_NGINX_LOAD_MODULES is not set';
+my $redis  = $ENV{TEST_NGINX_REDIS_PORT}
+    or plan skip_all => 'TEST_NGINX_REDIS_PORT is not set';
+
+# the lease of the hammered locations: max=10 time=1s, two nodes
+my ($MAX, $TIME, $NODES) = (10, 1, 2);
+
+sub free_port {
+    my $l = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0',
+                                  ReuseAddr => 1) or die "listen: $!";
+    return $l->sockport;
+}
+
+
+# 1. nginx -t
+
+sub nginx_t {
+    my ($location) = @_;
+    my $dir = tempdir(CLEANUP => 1);
+    mkdir "$dir/$_" for qw(conf logs);
+    open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
+    print $fh <<"_CONF_";
+load_module $module;
+error_log logs/error.log;
+pid logs/nginx.pid;
+events { worker_connections 64; }
+http {
+    oauth2_redis 127.0.0.1:$redis;
+    oauth2_plan p 10r/s;
+    server {
+        listen 127.0.0.1:1;
+        location / { oauth2 on; $location }
+    }
+}
+_CONF_
+    close $fh;
+    my $out = `$nginx -p $dir/ -c conf/nginx.conf -t 2>&1`;
+    return ($? >> 8, $out);
+}
+
+for my $ok ('oauth2_rate_limit_lease on;',
+            'oauth2_rate_limit_lease on max=10000 time=60s;',
+            'oauth2_rate_limit_lease on time=250ms max=1;',
+            'oauth2_rate_limit_lease off;')
+{
+    my ($rc, $out) = nginx_t($ok);
+    is($rc, 0, "nginx -t accepts \"$ok\"") or diag $out;
+}
+
+for my $bad (
+    [ 'oauth2_rate_limit_lease on max=0;',
+      qr/invalid "max=0" in "oauth2_rate_limit_lease": a number of permits from 1 to 10000 expected/ ],
+    [ 'oauth2_rate_limit_lease on max=10001;',
+      qr/invalid "max=10001" in "oauth2_rate_limit_lease"/ ],
+    [ 'oauth2_rate_limit_lease on max=x;',
+      qr/invalid "max=x" in "oauth2_rate_limit_lease"/ ],
+    [ 'oauth2_rate_limit_lease on time=0;',
+      qr/invalid "time=0" in "oauth2_rate_limit_lease": a time from 1ms to 60s expected/ ],
+    [ 'oauth2_rate_limit_lease on time=61s;',
+      qr/invalid "time=61s" in "oauth2_rate_limit_lease"/ ],
+    [ 'oauth2_rate_limit_lease on time=soon;',
+      qr/invalid "time=soon" in "oauth2_rate_limit_lease"/ ],
+    [ 'oauth2_rate_limit_lease on size=3;',
+      qr/invalid parameter "size=3" in "oauth2_rate_limit_lease": max=N or time=T expected/ ],
+    [ 'oauth2_rate_limit_lease yes;',
+      qr/invalid value "yes" in "oauth2_rate_limit_lease": "on" or "off" expected/ ],
+    [ 'oauth2_rate_limit_lease off max=3;',
+      qr/"oauth2_rate_limit_lease off" takes no parameters/ ],
+    [ 'oauth2_rate_limit_lease on; oauth2_rate_limit_lease on;',
+      qr/"oauth2_rate_limit_lease" directive is duplicate/ ],
+    [ 'oauth2_rate_limit_lease;',
+      qr/invalid number of arguments in "oauth2_rate_limit_lease"/ ])
+{
+    my ($rc, $out) = nginx_t($bad->[0]);
+    isnt($rc, 0, "nginx -t refuses \"$bad->[0]\"");
+    like($out, $bad->[1], "\"$bad->[0]\": the message names the directive");
+}
+
+
+# 2. two nodes of two workers each
+
+my (@nodes, @dirs);
+
+sub start_node {
+    my $port = free_port();
+    my $dir = tempdir(CLEANUP => 1);
+    mkdir "$dir/$_" for qw(conf logs tmp);
+    open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
+    print $fh <<"_CONF_";
+load_module $module;
+master_process on;
+worker_processes 2;
+daemon on;
+error_log logs/error.log info;
+pid logs/nginx.pid;
+events { worker_connections 1024; accept_mutex off; }
+http {
+    access_log off;
+    client_body_temp_path tmp;
+    proxy_temp_path tmp;
+    oauth2_redis 127.0.0.1:$redis;
+    oauth2_consent off;
+    oauth2_cache zone=tokens:1m ttl=1h;
+    oauth2_plan slow5 5r/m;
+    oauth2_plan burst100 100r/h;
+    oauth2_plan rate20 20r/s;
+    oauth2_plan wide 10000r/s;
+    oauth2_jwt_key HS256 "$OAuth2JWT::Secret";
+    server {
+        listen 127.0.0.1:$port reuseport;
+        location /api {
+            oauth2 on;
+            oauth2_rate_limit_lease on max=$MAX time=${TIME}s;
+            add_header X-Status \$oauth2_status always;
+            proxy_pass http://127.0.0.1:$port/backend;
+        }
+        location /slow {
+            oauth2 on;
+            oauth2_rate_limit_lease on max=$MAX time=200ms;
+            proxy_pass http://127.0.0.1:$port/backend;
+        }
+        location /jwt {
+            oauth2 on;
+            oauth2_token_type jwt;
+            oauth2_rate_limit_lease on max=$MAX time=${TIME}s;
+            proxy_pass http://127.0.0.1:$port/backend;
+        }
+        location /backend { return 200 "ok\\n"; }
+    }
+}
+_CONF_
+    close $fh;
+    system("$nginx -p $dir/ -c conf/nginx.conf") == 0
+        or die "cannot start nginx in $dir";
+    push @nodes, $port;
+    push @dirs, $dir;
+}
+
+# the status; in list context, the response's head too
+sub request {
+    my ($port, $token, $path) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $port, Proto => 'tcp',
+                                     Timeout => 5) or return 0;
+    print $sock "GET ", $path // '/api', " HTTP/1.0\r\nHost: localhost\r\n",
+                "Authorization: Bearer $token\r\n\r\n";
+    my $head = '';
+    while (my $l = <$sock>) {
+        last if $l eq "\r\n";
+        $head .= $l;
+    }
+    close $sock;
+    my $status = $head =~ m{^HTTP/1\.\d (\d{3})} ? $1 : 0;
+    return wantarray ? ($status, $head) : $status;
+}
+
+# as in t/061: (accepted, limited, other, first, last)
+sub hammer {
+    my ($token, $clients, $until, $max, $path) = @_;
+    my $out = tempdir(CLEANUP => 1);
+    my @pids;
+    for my $c (1 .. $clients) {
+        my $pid = fork();
+        die "fork: $!" unless defined $pid;
+        if ($pid == 0) {
+            my %n = (200 => 0, 429 => 0, other => 0);
+            my ($first, $last);
+            for (my $i = 0; $i < $max && time < $until; $i++) {
+                my $t = time;
+                $first //= $t;
+                my $s = request($nodes[($i + $c) % @nodes], $token, $path);
+                $last = $t;
+                $n{ exists $n{$s} ? $s : 'other' }++;
+            }
+            open my $fh, '>', "$out/$c" or POSIX::_exit(1);
+            print $fh join(' ', $n{200}, $n{429}, $n{other},
+                           $first // 0, $last // 0), "\n";
+            close $fh;
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    waitpid($_, 0) for @pids;
+    my ($ok, $limited, $other, $first, $last) = (0, 0, 0, undef, 0);
+    for my $c (1 .. $clients) {
+        open my $fh, '<', "$out/$c" or die "client $c left no result";
+        my @f = split ' ', scalar <$fh>;
+        $ok += $f[0];
+        $limited += $f[1];
+        $other += $f[2];
+        $first = $f[3] if $f[3] && (!defined $first || $f[3] < $first);
+        $last = $f[4] if $f[4] > $last;
+    }
+    return ($ok, $limited, $other, $first, $last);
+}
+
+# Redis's clock and a limit's TAT, in microseconds
+sub redis_now {
+    my $t = OAuth2Test::redis('TIME');
+    return $t->[0] * 1e6 + $t->[1];
+}
+
+# the scripts Redis has run so far
+sub evalsha_calls {
+    my $info = OAuth2Test::redis('INFO', 'commandstats');
+    return $info =~ /^cmdstat_evalsha:calls=(\d+)/m ? $1 : 0;
+}
+
+sub tat {
+    my ($client, $plan, $count, $usec) = @_;
+    return OAuth2Test::redis('GET', "oauth2:rl:{$client}:$plan:$count:$usec");
+}
+
+start_node() for 1 .. $NODES;
+sleep 0.5;
+
+my $run = "$$-" . int(time);
+
+# 2a. a slow client: one permit per request, exactly as without leases
+{
+    my $client = "lease-slow-$run";
+    my $token = "tok-lease-slow-$run";
+    OAuth2Test::seed_token($token, client_id => $client, plan => 'slow5');
+
+    my @got;
+    for my $i (1 .. 7) {
+        push @got, scalar request($nodes[0], $token, '/slow');
+        if ($i == 3) {
+            # 3 counted, 12 s apart each: nothing held beyond them
+            my $ahead = (tat($client, 'slow5', 5, 60000000) - redis_now())
+                        / 1e6;
+            cmp_ok($ahead, '>', 36 - 3,
+                   sprintf('slow: 3 requests counted (TAT %.1f s ahead)',
+                           $ahead));
+            cmp_ok($ahead, '<=', 36,
+                   'slow: no permit taken beyond the 3 requests');
+        }
+        sleep 0.3;
+    }
+    is("@got", '200 200 200 200 200 429 429',
+       'slow: 5 of 7 accepted, then 429, as without leases');
+}
+
+# 2b. a burst of 480 requests from 8 clients over both nodes, 100r/h
+my $bound_burst = 1;    # min(nodes x max, ceil(T x N / P)) = min(20, 1)
+my $early = $NODES * $MAX;
+{
+    my $client = "lease-burst-$run";
+    my $token = "tok-lease-burst-$run";
+    OAuth2Test::seed_token($token, client_id => $client, plan => 'burst100');
+
+    my $start = redis_now();
+    my ($ok, $limited, $other) = hammer($token, 8, time + 30, 60);
+    is($other, 0, 'burst: every answer is a 200 or a 429');
+    cmp_ok($ok, '<=', 100 + $bound_burst,
+           "burst: $ok accepted, not above the limit + $bound_burst");
+    cmp_ok($ok, '>=', 100 - $early,
+           "burst: $ok accepted, at most $early refused early");
+    diag("burst: $ok accepted, $limited limited");
+
+    # what Redis counted: (TAT - first request) / 36 s
+    my $counted = (tat($client, 'burst100', 100, 3600000000) - $start)
+                  / 36e6;
+    cmp_ok($counted, '<=', 100.01, 'burst: Redis counted 100 at most');
+    cmp_ok($counted, '>=', $ok - 0.01,
+           sprintf('burst: every accepted request was counted in Redis '
+                   . '(%.2f counted, %d accepted)', $counted, $ok));
+}
+
+# 2c. a client that stops: the permits its lease held are given back when
+# the lease ends, and another node spends them
+{
+    my $client = "lease-back-$run";
+    my $token = "tok-lease-back-$run";
+    OAuth2Test::seed_token($token, client_id => $client, plan => 'burst100');
+
+    my $start = redis_now();
+    my $ok = 0;
+    for (1 .. 30) {
+        $ok++ if request($nodes[0], $token) == 200;
+    }
+    is($ok, 30, 'stopping client: 30 of 30 accepted');
+    sleep 0.2;
+    my $held = (tat($client, 'burst100', 100, 3600000000) - $start) / 36e6;
+    cmp_ok($held, '>', 30.5,
+           sprintf('stopping client: permits taken ahead (%.2f counted)',
+                   $held));
+
+    sleep $TIME + 2;
+    my $net = (tat($client, 'burst100', 100, 3600000000) - $start) / 36e6;
+    cmp_ok(abs($net - 30), '<', 0.2,
+           sprintf('ended lease: the unspent permits were given back '
+                   . '(%.2f counted for 30 accepted)', $net));
+
+    my $more = 0;
+    for (1 .. 90) {
+        $more++ if request($nodes[1], $token) == 200;
+    }
+    is($more, 70, 'ended lease: the other node gets the 70 left');
+}
+
+# 2d. a rate: 20 per second for 2 seconds, both nodes
+{
+    my $token = "tok-lease-rate-$run";
+    OAuth2Test::seed_token($token, client_id => "lease-rate-$run",
+                           plan => 'rate20');
+    my ($ok, $limited, $other, $first, $last) =
+        hammer($token, 8, time + 2, 100000);
+    my $span = $last - $first;
+    my $gcra = 20 + int($span / 0.05);
+
+    # spent up to T after being counted: min(nodes x max, ceil(T N / P))
+    my $bound = $NODES * $MAX < $TIME * 20 ? $NODES * $MAX : $TIME * 20;
+    is($other, 0, 'rate: every answer is a 200 or a 429');
+    cmp_ok($ok, '<=', $gcra + 1 + $bound,
+           "rate: $ok accepted, GCRA allows $gcra (+1), + $bound at most");
+    cmp_ok($ok, '>=', $gcra - 1 - $early,
+           "rate: $ok accepted, GCRA allows $gcra (-1), $early refused "
+           . "early at most");
+    diag(sprintf('rate: %d accepted, %d limited over %.3f s; GCRA %d',
+                 $ok, $limited, $span, $gcra));
+}
+
+# 2e. a client under its limit: admitted from the lease, few script calls
+{
+    my $token = "tok-lease-wide-$run";
+    OAuth2Test::seed_token($token, client_id => "lease-wide-$run",
+                           plan => 'wide');
+    my $calls = evalsha_calls();
+    my ($ok, $limited, $other) = hammer($token, 8, time + 30, 50);
+    $calls = evalsha_calls() - $calls;
+    is($ok, 400, "under the limit: 400 of 400 accepted ($calls calls)");
+    cmp_ok($calls, '<', 100,
+           "under the limit: $calls script calls for 400 requests");
+
+    # the headers of a request admitted from the lease
+    my ($status, $head) = request($nodes[0], $token);
+    is($status, 200, 'under the limit: one more, from the lease');
+    like($head, qr/^RateLimit-Policy: "wide";q=10000;w=1\r$/m,
+         'lease: RateLimit-Policy');
+    like($head, qr/^X-RateLimit-Remaining: (\d+)\r$/m,
+         'lease: X-RateLimit-Remaining');
+    my ($rem) = $head =~ /^X-RateLimit-Remaining: (\d+)/m;
+    cmp_ok($rem // -1, '>', 9000, 'lease: most of the limit remains');
+}
+
+# 2f. a JWT verified in the worker: counted through the lease too
+{
+    my $jwt = OAuth2JWT::sign('HS256', { client_id => "lease-jwt-$run",
+                                         plan => 'wide' });
+    my $calls = evalsha_calls();
+    my ($ok, $limited, $other) = hammer($jwt, 8, time + 30, 50, '/jwt');
+    $calls = evalsha_calls() - $calls;
+    is($ok, 400, "JWT: 400 of 400 accepted ($calls calls)");
+    cmp_ok($calls, '<', 100, "JWT: $calls script calls for 400 requests");
+}
+
+for my $dir (@dirs) {
+    open my $fh, '<', "$dir/logs/error.log" or next;
+    my @bad = grep { /\[(alert|crit|emerg)\]|lease: unexpected/ } <$fh>;
+    is(scalar(@bad), 0, "no alert, crit or emerg in $dir") or diag @bad;
+}
+
+END {
+    for my $dir (@dirs) {
+        system("$nginx -p $dir/ -c conf/nginx.conf -s stop 2>/dev/null");
+    }
+}
+
+done_testing();
