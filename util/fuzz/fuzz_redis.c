@@ -3,7 +3,8 @@
  * Fuzz target: what Redis answers.  The input is bytes on the wire (RESP),
  * read by hiredis's reader, as the worker's connection reads them; each
  * complete reply goes to ngx_oauth2_record_reply() as the reply of the
- * script the first byte chooses (lookup, rate limit only, JWT), on a
+ * script the first byte chooses (lookup, rate limit only, JWT, a lease's
+ * take), on a
  * request of the server the second byte chooses.
  *
  * hiredis 0.14's reader allocates an array of the announced size before
@@ -72,7 +73,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    script = data[0] % 3;
+    switch (data[0] % 4) {
+    case 0:
+        script = NGX_OAUTH2_SCRIPT_LOOKUP;
+        break;
+    case 1:
+        script = NGX_OAUTH2_SCRIPT_RATELIMIT;
+        break;
+    case 2:
+        script = NGX_OAUTH2_SCRIPT_JWT;
+        break;
+    default:
+        script = NGX_OAUTH2_SCRIPT_LEASE;
+        break;
+    }
+
     server = data[1];
 
     reader = redisReaderCreate();
@@ -127,6 +142,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (rc == NGX_OAUTH2_OK && ctx->rl.plan
             && ctx->rl.limit >= ctx->rl.plan->limits->nelts)
+        {
+            abort();
+        }
+
+        /* a take: permits exactly when allowed, a bounded number */
+
+        if (rc == NGX_OAUTH2_OK && script == NGX_OAUTH2_SCRIPT_LEASE
+            && ((ctx->lease_granted > 0)
+                != (ctx->rl.state == NGX_OAUTH2_RL_ALLOWED)
+                || ctx->lease_granted > 1000000))
         {
             abort();
         }

@@ -94,7 +94,8 @@ printf 'paymentRequest accounts\0Bearer t' | seed token scopes
 printf 'Bearer a\tb' | seed token tab
 printf '\001!Bearer abc' | seed token no-header
 
-# redis: script byte (0 lookup, 1 rate limit, 2 JWT), server byte, RESP
+# redis: script byte (0 lookup, 1 rate limit, 2 JWT, 3 lease), server
+# byte, RESP
 
 lookup() {
     # lookup TTLMS CLIENT SCOPE PLAN CONSENT SUB EXP STATUS RL: the flat
@@ -125,6 +126,12 @@ printf '\002\000*8\r\n:0\r\n$5\r\nvalid\r\n'"$rl" | seed redis jwt
 printf '\002\000*3\r\n:0\r\n$-1\r\n:0\r\n' | seed redis jwt-not-counted
 printf '\002\001*3\r\n:1\r\n$-1\r\n:0\r\n' | seed redis jwt-revoked
 printf '\000\000*10\r\n:1\r\n:5\r\n*1\r\n:1\r\n' | seed redis nested
+printf '\003\000*7\r\n:1\r\n:0\r\n:90\r\n:1\r\n:0\r\n:0\r\n:10\r\n' \
+    | seed redis lease-take
+printf '\003\000*7\r\n:2\r\n:0\r\n:0\r\n:1\r\n:1\r\n:0\r\n:0\r\n' \
+    | seed redis lease-limited
+printf '\003\000*7\r\n:2\r\n:0\r\n:0\r\n:1\r\n:1\r\n:0\r\n:3\r\n' \
+    | seed redis lease-limited-with-permits
 
 # jwt: mode byte, see util/fuzz/fuzz_jwt.c
 
