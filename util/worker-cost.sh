@@ -14,6 +14,8 @@
 #                the token's SHA-256, the zone lookup, the checks
 #   jwt-hs       an HS256 JWT verified in the worker, no Redis call
 #   cached       oauth2_cache and the rate limit's call to Redis
+#   cached-lease the same with oauth2_rate_limit_lease on max=1000: the
+#                permits of a batch spent in the worker
 #   opaque       no cache: the lookup script, its reply parsed
 # (oauth2_cache is set at the http level: the cached rows run an nginx of
 # their own)
@@ -96,6 +98,11 @@ http {
             oauth2 on; oauth2_scope accounts;
             try_files /ok.txt =404;
         }
+        location /cached-lease {
+            oauth2 on; oauth2_scope accounts;
+            oauth2_rate_limit_lease on max=1000 time=1s;
+            try_files /ok.txt =404;
+        }
         location /opaque {
             oauth2 on; oauth2_scope accounts;
             try_files /ok.txt =404;
@@ -146,7 +153,7 @@ sum() { callgrind_annotate "$1" 2>/dev/null \
 
 printf '%-12s %12s %12s\n' path instr/req "x plain"
 declare -A cost
-for p in plain cached-norl jwt-hs cached opaque; do
+for p in plain cached-norl jwt-hs cached cached-lease opaque; do
     tok=$token
     [ "$p" = jwt-hs ] && tok=$jwt
     a=$(total "/$p" "$tok" "$n")
