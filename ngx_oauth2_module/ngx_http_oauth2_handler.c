@@ -821,4 +821,10 @@ ngx_http_oauth2_cleanup(void *data)
         ngx_oauth2_redis_cancel(ctx->call);
         ctx->call = NULL;
     }
+
+    if (ctx->lease_refill) {
+        ngx_oauth2_lease_abandon(
+            ngx_http_get_module_main_conf(ctx->request,
+                                          ngx_http_oauth2_module), ctx);
+    }
 }

@@ -307,6 +307,7 @@ typedef struct {
     ngx_str_t                    lease_key;      /* leases: client, plan */
     ngx_uint_t                   lease_want;     /* permits asked, or 0 */
     ngx_uint_t                   lease_granted;  /* permits taken */
+    int64_t                      lease_tat[NGX_OAUTH2_MAX_LIMITS];
     ngx_msec_t                   lease_sent;     /* ngx_current_msec */
     ngx_msec_t                   lease_time;     /* time= */
     unsigned                     rl_headers:1;   /* added already */
@@ -352,7 +353,7 @@ ngx_int_t ngx_oauth2_escape_pool(ngx_pool_t *pool, ngx_str_t *src,
 ngx_oauth2_outcome_e ngx_oauth2_record_reply(ngx_http_oauth2_ctx_t *ctx,
     ngx_int_t script, struct redisReply *rr);
 ngx_int_t ngx_oauth2_reply_lease(struct redisReply *rr, ngx_oauth2_rl_t *rl,
-    ngx_uint_t nlimits, ngx_uint_t *granted);
+    ngx_uint_t nlimits, ngx_uint_t *granted, int64_t *tat);
 
 /* ngx_oauth2_error.c */
 ngx_int_t ngx_http_oauth2_error_bodies(ngx_conf_t *cf,
@@ -395,6 +396,8 @@ ngx_int_t ngx_oauth2_ratelimit_headers(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx);
 
 /* ngx_oauth2_lease.c */
+void ngx_oauth2_lease_abandon(ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx);
 char *ngx_http_oauth2_rate_limit_lease_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 char *ngx_oauth2_lease_init_conf(ngx_conf_t *cf,

@@ -51,7 +51,19 @@
 typedef struct {
     ngx_uint_t                   n;              /* permits */
     ngx_msec_t                   ends;           /* ngx_current_msec */
+    ngx_msec_t                   sent;           /* of the first take */
+    int64_t                      tat[NGX_OAUTH2_MAX_LIMITS];
 } ngx_oauth2_lease_slot_t;
+
+
+/*
+ * The TATs a take wrote, one per limit (the latest, of several takes):
+ * a give-back of its permits moves a TAT back by no more than the take's
+ * TAT is ahead of Redis's clock then
+ */
+typedef struct {
+    int64_t                      tat[NGX_OAUTH2_MAX_LIMITS];
+} ngx_oauth2_lease_take_t;
 
 
 typedef struct {
@@ -79,8 +91,9 @@ typedef struct {
     ngx_msec_t                   sent;
     ngx_msec_t                   time;
     ngx_str_t                    key;
-    ngx_str_t                    args[5 + 1 + 2 * NGX_OAUTH2_MAX_LIMITS];
+    ngx_str_t                    args[5 + 1 + 3 * NGX_OAUTH2_MAX_LIMITS];
     u_char                       count[NGX_INT_T_LEN];
+    u_char                       tat[NGX_OAUTH2_MAX_LIMITS][NGX_INT64_LEN];
     u_char                       nbuf[NGX_INT_T_LEN];
     u_char                       data[NGX_OAUTH2_LEASE_KEY_MAX];
 } ngx_oauth2_lease_job_t;
@@ -91,14 +104,14 @@ static ngx_int_t ngx_oauth2_lease_key(ngx_pool_t *pool,
 static ngx_oauth2_lease_t *ngx_oauth2_lease_get(ngx_oauth2_zone_t *zone,
     ngx_str_t *key, ngx_uint_t create, ngx_log_t *log);
 static ngx_uint_t ngx_oauth2_lease_expire(ngx_oauth2_lease_t *ls,
-    ngx_msec_t now);
+    ngx_msec_t now, ngx_oauth2_lease_take_t *from);
 static void ngx_oauth2_lease_put(ngx_oauth2_lease_t *ls, ngx_uint_t n,
-    ngx_msec_t ends);
+    ngx_msec_t sent, ngx_msec_t ends, ngx_oauth2_lease_take_t *from);
 static void ngx_oauth2_lease_answer(ngx_oauth2_lease_t *ls,
-    ngx_oauth2_rl_t *rl, ngx_msec_t now);
+    ngx_oauth2_rl_t *rl, ngx_oauth2_plan_t *plan, ngx_msec_t now);
 static void ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf,
     ngx_str_t *key, ngx_uint_t take, ngx_uint_t count, ngx_msec_t time,
-    ngx_log_t *log);
+    ngx_oauth2_lease_take_t *from, ngx_log_t *log);
 static void ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call,
     redisReply *reply);
 static void ngx_oauth2_lease_sweep(ngx_event_t *ev);
@@ -266,10 +279,11 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx)
 {
-    ngx_msec_t           now;
-    ngx_uint_t           batch, held, expired, want, i;
-    ngx_oauth2_plan_t   *plan;
-    ngx_oauth2_lease_t  *ls;
+    ngx_msec_t                now;
+    ngx_uint_t                batch, held, expired, want, i, u0, u1;
+    ngx_oauth2_plan_t        *plan;
+    ngx_oauth2_lease_t       *ls;
+    ngx_oauth2_lease_take_t   from;
 
     if (ngx_oauth2_lease_key(r->pool, ctx, &ctx->lease_key) != NGX_OK) {
         return NGX_ERROR;
@@ -296,8 +310,17 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
 
     /* the client's rate on this node: requests per lease time */
 
-    if (now - ls->window >= olcf->lease_time) {
-        ls->last = (now - ls->window < 2 * olcf->lease_time) ? ls->seen : 0;
+    /*
+     * signed: another worker's cached clock may be a little ahead of this
+     * one's, and its window start a little after this "now"
+     */
+
+    if ((ngx_msec_int_t) (now - ls->window)
+        >= (ngx_msec_int_t) olcf->lease_time)
+    {
+        ls->last = ((ngx_msec_int_t) (now - ls->window)
+                    < (ngx_msec_int_t) (2 * olcf->lease_time))
+                   ? ls->seen : 0;
         ls->seen = 0;
         ls->window = now;
     }
@@ -307,33 +330,42 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
     batch = ngx_max(ls->last, ls->seen);
     batch = ngx_min(batch, olcf->lease_max);
 
-    expired = ngx_oauth2_lease_expire(ls, now);
+    expired = ngx_oauth2_lease_expire(ls, now, &from);
 
     if (ls->inflight && (ngx_msec_int_t) (ls->inflight - now) <= 0) {
         ls->inflight = 0;
     }
 
-    /* the slot whose lease ends first */
+    /*
+     * the permits this location may spend: taken less than its own time=
+     * ago (locations that share a plan share the node's permits, and one
+     * with a shorter time= does not spend what a longer one took long ago)
+     */
 
-    i = (ls->slot[0].n == 0
-         || (ls->slot[1].n
+    u0 = ls->slot[0].n
+         && (ngx_msec_int_t) (now - ls->slot[0].sent)
+            < (ngx_msec_int_t) olcf->lease_time;
+    u1 = ls->slot[1].n
+         && (ngx_msec_int_t) (now - ls->slot[1].sent)
+            < (ngx_msec_int_t) olcf->lease_time;
+
+    /* of those, the slot whose lease ends first */
+
+    i = (!u0
+         || (u1
              && (ngx_msec_int_t) (ls->slot[1].ends - ls->slot[0].ends) < 0))
         ? 1 : 0;
 
-    if (ls->slot[i].n) {
+    if (u0 || u1) {
         ls->slot[i].n--;
-        held = ls->slot[0].n + ls->slot[1].n;
+        held = (u0 ? ls->slot[0].n : 0) + (u1 ? ls->slot[1].n : 0);
 
         if (batch > 1 && held <= batch / 2 && ls->inflight == 0) {
             ls->inflight = now + omcf->redis.timeout + 1000;
             want = batch - held;
         }
 
-        ngx_oauth2_lease_answer(ls, &ctx->rl, now);
-
-        if (ctx->rl.limit >= plan->limits->nelts) {
-            ctx->rl.limit = 0;
-        }
+        ngx_oauth2_lease_answer(ls, &ctx->rl, plan, now);
 
         ngx_oauth2_zone_unlock(omcf->leases);
 
@@ -343,12 +375,12 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
 
         if (expired) {
             ngx_oauth2_lease_send(omcf, &ctx->lease_key, 0, expired, 0,
-                                  r->connection->log);
+                                  &from, r->connection->log);
         }
 
         if (want) {
             ngx_oauth2_lease_send(omcf, &ctx->lease_key, 1, want,
-                                  olcf->lease_time, r->connection->log);
+                                  olcf->lease_time, NULL, r->connection->log);
         }
 
         return NGX_OK;
@@ -368,7 +400,7 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
     ngx_oauth2_zone_unlock(omcf->leases);
 
     if (expired) {
-        ngx_oauth2_lease_send(omcf, &ctx->lease_key, 0, expired, 0,
+        ngx_oauth2_lease_send(omcf, &ctx->lease_key, 0, expired, 0, &from,
                               r->connection->log);
     }
 
@@ -429,9 +461,10 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
     ngx_http_oauth2_main_conf_t *omcf, ngx_http_oauth2_ctx_t *ctx,
     ngx_oauth2_outcome_e outcome)
 {
-    ngx_msec_t           now;
-    ngx_uint_t           left, expired;
-    ngx_oauth2_lease_t  *ls;
+    ngx_msec_t                now;
+    ngx_uint_t                left, expired;
+    ngx_oauth2_lease_t       *ls;
+    ngx_oauth2_lease_take_t   from, take;
 
     now = ngx_current_msec;
     expired = 0;
@@ -445,6 +478,8 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
     left = (outcome == NGX_OAUTH2_OK && ctx->lease_granted > 1)
            ? ctx->lease_granted - 1 : 0;
 
+    ngx_memcpy(take.tat, ctx->lease_tat, sizeof(take.tat));
+
     ngx_oauth2_zone_lock(omcf->leases);
 
     ls = ngx_oauth2_lease_get(omcf->leases, &ctx->lease_key, 0,
@@ -455,10 +490,11 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
             ls->inflight = 0;
         }
 
-        expired = ngx_oauth2_lease_expire(ls, now);
+        expired = ngx_oauth2_lease_expire(ls, now, &from);
 
         if (outcome == NGX_OAUTH2_OK) {
-            ngx_oauth2_lease_put(ls, left, ctx->lease_sent + ctx->lease_time);
+            ngx_oauth2_lease_put(ls, left, ctx->lease_sent,
+                                 ctx->lease_sent + ctx->lease_time, &take);
             left = 0;
 
             ls->limit = ctx->rl.limit;
@@ -466,7 +502,7 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
             ls->reset = now + ctx->rl.reset * 1000;
 
             if (ctx->rl.state == NGX_OAUTH2_RL_ALLOWED) {
-                ngx_oauth2_lease_answer(ls, &ctx->rl, now);
+                ngx_oauth2_lease_answer(ls, &ctx->rl, ctx->rl.plan, now);
             }
         }
     }
@@ -477,10 +513,47 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
 
     /* the entry went away meanwhile: the permits go back at once */
 
-    if (left + expired) {
-        ngx_oauth2_lease_send(omcf, &ctx->lease_key, 0, left + expired, 0,
+    if (left) {
+        ngx_oauth2_lease_send(omcf, &ctx->lease_key, 0, left, 0, &take,
                               r->connection->log);
     }
+
+    if (expired) {
+        ngx_oauth2_lease_send(omcf, &ctx->lease_key, 0, expired, 0, &from,
+                              r->connection->log);
+    }
+}
+
+
+/*
+ * The request that took a batch for the node goes away before the answer
+ * (the call is cancelled): another request may take one at once, instead
+ * of every request taking a permit of its own until the take is given up
+ * for lost.
+ */
+
+void
+ngx_oauth2_lease_abandon(ngx_http_oauth2_main_conf_t *omcf,
+    ngx_http_oauth2_ctx_t *ctx)
+{
+    ngx_oauth2_lease_t  *ls;
+
+    if (omcf == NULL || omcf->leases == NULL || ctx->lease_key.len == 0) {
+        return;
+    }
+
+    ngx_oauth2_zone_lock(omcf->leases);
+
+    ls = ngx_oauth2_lease_get(omcf->leases, &ctx->lease_key, 0,
+                              ctx->request->connection->log);
+
+    if (ls) {
+        ls->inflight = 0;
+    }
+
+    ngx_oauth2_zone_unlock(omcf->leases);
+
+    ctx->lease_refill = 0;
 }
 
 
@@ -549,16 +622,24 @@ ngx_oauth2_lease_get(ngx_oauth2_zone_t *zone, ngx_str_t *key,
 /* the permits whose lease has ended: no longer spent, to be given back */
 
 static ngx_uint_t
-ngx_oauth2_lease_expire(ngx_oauth2_lease_t *ls, ngx_msec_t now)
+ngx_oauth2_lease_expire(ngx_oauth2_lease_t *ls, ngx_msec_t now,
+    ngx_oauth2_lease_take_t *from)
 {
-    ngx_uint_t  i, n;
+    ngx_uint_t  i, l, n;
 
     n = 0;
+    ngx_memzero(from, sizeof(ngx_oauth2_lease_take_t));
 
     for (i = 0; i < 2; i++) {
         if (ls->slot[i].n && (ngx_msec_int_t) (ls->slot[i].ends - now) <= 0) {
             n += ls->slot[i].n;
             ls->slot[i].n = 0;
+
+            /* the latest TATs: what is ahead of them bounds the give-back */
+
+            for (l = 0; l < NGX_OAUTH2_MAX_LIMITS; l++) {
+                from->tat[l] = ngx_max(from->tat[l], ls->slot[i].tat[l]);
+            }
         }
     }
 
@@ -573,21 +654,21 @@ ngx_oauth2_lease_expire(ngx_oauth2_lease_t *ls, ngx_msec_t now)
  */
 
 static void
-ngx_oauth2_lease_put(ngx_oauth2_lease_t *ls, ngx_uint_t n, ngx_msec_t ends)
+ngx_oauth2_lease_put(ngx_oauth2_lease_t *ls, ngx_uint_t n, ngx_msec_t sent,
+    ngx_msec_t ends, ngx_oauth2_lease_take_t *from)
 {
+    ngx_uint_t                l;
     ngx_oauth2_lease_slot_t  *s;
 
     if (n == 0) {
         return;
     }
 
-    if (ls->slot[0].n == 0) {
-        s = &ls->slot[0];
+    if (ls->slot[0].n == 0 || ls->slot[1].n == 0) {
+        s = (ls->slot[0].n == 0) ? &ls->slot[0] : &ls->slot[1];
         s->ends = ends;
-
-    } else if (ls->slot[1].n == 0) {
-        s = &ls->slot[1];
-        s->ends = ends;
+        s->sent = sent;
+        ngx_memzero(s->tat, sizeof(s->tat));
 
     } else {
         s = ((ngx_msec_int_t) (ls->slot[0].ends - ls->slot[1].ends) > 0)
@@ -596,6 +677,14 @@ ngx_oauth2_lease_put(ngx_oauth2_lease_t *ls, ngx_uint_t n, ngx_msec_t ends)
         if ((ngx_msec_int_t) (ends - s->ends) < 0) {
             s->ends = ends;
         }
+
+        if ((ngx_msec_int_t) (sent - s->sent) < 0) {
+            s->sent = sent;
+        }
+    }
+
+    for (l = 0; l < NGX_OAUTH2_MAX_LIMITS; l++) {
+        s->tat[l] = ngx_max(s->tat[l], from->tat[l]);
     }
 
     s->n += n;
@@ -604,17 +693,28 @@ ngx_oauth2_lease_put(ngx_oauth2_lease_t *ls, ngx_uint_t n, ngx_msec_t ends)
 
 /*
  * The headers of a request admitted from the lease: what Redis answered
- * the last take, plus the permits this node holds unspent
+ * the last take, plus the permits this node holds unspent, never more
+ * than the limit's count (permits held may be older than the TAT
+ * remembers)
  */
 
 static void
 ngx_oauth2_lease_answer(ngx_oauth2_lease_t *ls, ngx_oauth2_rl_t *rl,
-    ngx_msec_t now)
+    ngx_oauth2_plan_t *plan, ngx_msec_t now)
 {
+    ngx_oauth2_limit_t  *limit;
+
     rl->state = NGX_OAUTH2_RL_ALLOWED;
-    rl->limit = ls->limit;
+    rl->limit = (ls->limit < plan->limits->nelts) ? ls->limit : 0;
     rl->remaining = ls->remaining + (ngx_int_t) (ls->slot[0].n
                                                   + ls->slot[1].n);
+
+    limit = plan->limits->elts;
+
+    if (rl->remaining > (ngx_int_t) limit[rl->limit].count) {
+        rl->remaining = (ngx_int_t) limit[rl->limit].count;
+    }
+
     rl->reset = ((ngx_msec_int_t) (ls->reset - now) > 0)
                 ? (ls->reset - now + 999) / 1000 : 0;
     rl->retry = 0;
@@ -630,11 +730,12 @@ ngx_oauth2_lease_answer(ngx_oauth2_lease_t *ls, ngx_oauth2_rl_t *rl,
 
 static void
 ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
-    ngx_uint_t take, ngx_uint_t count, ngx_msec_t time, ngx_log_t *log)
+    ngx_uint_t take, ngx_uint_t count, ngx_msec_t time,
+    ngx_oauth2_lease_take_t *from, ngx_log_t *log)
 {
     u_char                   *p, *end;
     ngx_str_t                *a;
-    ngx_uint_t                n;
+    ngx_uint_t                n, l;
     ngx_queue_t              *q;
     ngx_oauth2_lease_t       *ls;
     ngx_oauth2_lease_job_t   *job;
@@ -712,6 +813,17 @@ ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
     a[5].data = job->nbuf;
     a[5].len = ngx_sprintf(job->nbuf, "%ui", job->nlimits) - job->nbuf;
 
+    /* a give-back: the TATs of the take the permits came from */
+
+    if (!take) {
+        for (l = 0; l < job->nlimits; l++) {
+            a[n].data = job->tat[l];
+            a[n].len = ngx_sprintf(job->tat[l], "%L", from->tat[l])
+                       - job->tat[l];
+            n++;
+        }
+    }
+
     /* call->log stays the Redis layer's: the call outlives any request */
 
     call->handler = ngx_oauth2_lease_done;
@@ -769,9 +881,10 @@ ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call, redisReply *reply)
     ngx_oauth2_lease_job_t *job = call->data;
 
     ngx_msec_t                    now;
-    ngx_uint_t                    granted, back;
+    ngx_uint_t                    granted, back, left;
     ngx_oauth2_rl_t               rl;
     ngx_oauth2_lease_t           *ls;
+    ngx_oauth2_lease_take_t       from, take;
     ngx_http_oauth2_main_conf_t  *omcf;
 
     omcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
@@ -782,13 +895,15 @@ ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call, redisReply *reply)
     }
 
     granted = 0;
+    ngx_memzero(&take, sizeof(ngx_oauth2_lease_take_t));
 
     ngx_memzero(&rl, sizeof(ngx_oauth2_rl_t));
 
     /* no answer (timed out, connection lost): logged by the Redis layer */
 
     if (reply
-        && ngx_oauth2_reply_lease(reply, &rl, job->nlimits, &granted)
+        && ngx_oauth2_reply_lease(reply, &rl, job->nlimits, &granted,
+                                  take.tat)
            != NGX_OK)
     {
         ngx_log_error(NGX_LOG_WARN, call->redis->log, 0,
@@ -802,18 +917,20 @@ ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call, redisReply *reply)
 
     now = ngx_current_msec;
     back = 0;
+    left = 0;
 
     ngx_oauth2_zone_lock(omcf->leases);
 
     ls = ngx_oauth2_lease_get(omcf->leases, &job->key, 0, call->redis->log);
 
     if (ls == NULL) {
-        back = granted;
+        left = granted;
 
     } else {
         ls->inflight = 0;
-        back = ngx_oauth2_lease_expire(ls, now);
-        ngx_oauth2_lease_put(ls, granted, job->sent + job->time);
+        back = ngx_oauth2_lease_expire(ls, now, &from);
+        ngx_oauth2_lease_put(ls, granted, job->sent, job->sent + job->time,
+                             &take);
 
         if (reply) {
             ls->limit = rl.limit;
@@ -828,8 +945,14 @@ ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call, redisReply *reply)
                    "oauth2: lease: %ui permits taken, %ui given back",
                    granted, back);
 
+    if (left) {
+        ngx_oauth2_lease_send(omcf, &job->key, 0, left, 0, &take,
+                              call->redis->log);
+    }
+
     if (back) {
-        ngx_oauth2_lease_send(omcf, &job->key, 0, back, 0, call->redis->log);
+        ngx_oauth2_lease_send(omcf, &job->key, 0, back, 0, &from,
+                              call->redis->log);
     }
 
 done:
@@ -855,6 +978,7 @@ ngx_oauth2_lease_sweep(ngx_event_t *ev)
                                  [NGX_OAUTH2_LEASE_KEY_MAX];
     ngx_str_t                key[NGX_OAUTH2_LEASE_BACK];
     ngx_uint_t               back[NGX_OAUTH2_LEASE_BACK];
+    ngx_oauth2_lease_take_t  from[NGX_OAUTH2_LEASE_BACK];
     ngx_msec_t               now;
     ngx_uint_t               i, n, nback;
     ngx_queue_t             *q, *sentinel;
@@ -885,7 +1009,14 @@ ngx_oauth2_lease_sweep(ngx_event_t *ev)
             continue;
         }
 
-        back[nback] = ngx_oauth2_lease_expire(ls, now);
+        /* idle clients make room, so that the sweep reaches the others */
+
+        if (ngx_oauth2_lease_stale(&ls->zn)) {
+            ngx_oauth2_zone_free(omcf->leases, ls);
+            continue;
+        }
+
+        back[nback] = ngx_oauth2_lease_expire(ls, now, &from[nback]);
 
         if (back[nback]) {
             key[nback].data = data[nback];
@@ -898,7 +1029,8 @@ ngx_oauth2_lease_sweep(ngx_event_t *ev)
     ngx_oauth2_zone_unlock(omcf->leases);
 
     for (i = 0; i < nback; i++) {
-        ngx_oauth2_lease_send(omcf, &key[i], 0, back[i], 0, ev->log);
+        ngx_oauth2_lease_send(omcf, &key[i], 0, back[i], 0, &from[i],
+                              ev->log);
     }
 
     ngx_add_timer(ev, NGX_OAUTH2_LEASE_SWEEP);
@@ -913,5 +1045,6 @@ ngx_oauth2_lease_stale(ngx_oauth2_zone_node_t *zn)
     ngx_oauth2_lease_t  *ls = (ngx_oauth2_lease_t *) zn;
 
     return ls->slot[0].n == 0 && ls->slot[1].n == 0 && ls->inflight == 0
-           && ngx_current_msec - ls->window > 2 * ls->time;
+           && (ngx_msec_int_t) (ngx_current_msec - ls->window)
+              > (ngx_msec_int_t) (2 * ls->time);
 }

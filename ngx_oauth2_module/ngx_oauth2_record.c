@@ -501,15 +501,34 @@ ngx_oauth2_reply_gcra(redisReply **e, ngx_oauth2_rl_t *rl, ngx_uint_t nlimits)
 
 /*
  * The lease script's answer to a take: the GCRA's six integers, then the
- * permits taken, which are some exactly when the state is "allowed"
+ * permits taken, which are some exactly when the state is "allowed", then
+ * the TAT the take wrote for each of the plan's nlimits limits, which a
+ * give-back of these permits sends back
  */
 
 ngx_int_t
 ngx_oauth2_reply_lease(redisReply *rr, ngx_oauth2_rl_t *rl,
-    ngx_uint_t nlimits, ngx_uint_t *granted)
+    ngx_uint_t nlimits, ngx_uint_t *granted, int64_t *tat)
 {
-    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 7
-        || ngx_oauth2_reply_gcra(rr->element, rl, nlimits) != NGX_OK
+    ngx_uint_t  i;
+
+    if (rr->type != REDIS_REPLY_ARRAY || nlimits == 0
+        || nlimits > NGX_OAUTH2_MAX_LIMITS || rr->elements != 7 + nlimits)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < nlimits; i++) {
+        if (rr->element[7 + i]->type != REDIS_REPLY_INTEGER
+            || rr->element[7 + i]->integer < 0)
+        {
+            return NGX_ERROR;
+        }
+
+        tat[i] = (int64_t) rr->element[7 + i]->integer;
+    }
+
+    if (ngx_oauth2_reply_gcra(rr->element, rl, nlimits) != NGX_OK
         || rr->element[6]->type != REDIS_REPLY_INTEGER
         || rr->element[6]->integer < 0
         || rr->element[6]->integer > 1000000
@@ -689,7 +708,7 @@ ngx_oauth2_record_reply(ngx_http_oauth2_ctx_t *ctx, ngx_int_t script,
         if (ngx_oauth2_reply_lease(rr, &ctx->rl,
                                    ctx->rl.plan
                                    ? ctx->rl.plan->limits->nelts : 0,
-                                   &ctx->lease_granted)
+                                   &ctx->lease_granted, ctx->lease_tat)
             != NGX_OK)
         {
             goto unexpected;

@@ -141,6 +141,11 @@ http {
             oauth2_rate_limit_lease on max=$MAX time=200ms;
             proxy_pass http://127.0.0.1:$port/backend;
         }
+        location /long {
+            oauth2 on;
+            oauth2_rate_limit_lease on max=$MAX time=60s;
+            proxy_pass http://127.0.0.1:$port/backend;
+        }
         location /jwt {
             oauth2 on;
             oauth2_token_type jwt;
@@ -364,6 +369,7 @@ my $early = $NODES * $MAX;
          'lease: X-RateLimit-Remaining');
     my ($rem) = $head =~ /^X-RateLimit-Remaining: (\d+)/m;
     cmp_ok($rem // -1, '>', 9000, 'lease: most of the limit remains');
+    cmp_ok($rem // 1e9, '<=', 10000, 'lease: never more than the limit');
 }
 
 # 2f. a JWT verified in the worker: counted through the lease too
@@ -375,6 +381,85 @@ my $early = $NODES * $MAX;
     $calls = evalsha_calls() - $calls;
     is($ok, 400, "JWT: 400 of 400 accepted ($calls calls)");
     cmp_ok($calls, '<', 100, "JWT: $calls script calls for 400 requests");
+}
+
+# 2g. locations that share a plan share the node's permits, but each
+# spends only those taken within its own time=: /slow (200ms) does not
+# spend what /long (60s) took more than a second before
+{
+    my $tok = "tok-share-$run";
+    OAuth2Test::seed_token($tok, client_id => "lease-share-$run",
+                           plan => 'wide');
+    request($nodes[0], $tok, '/long') for 1 .. 12;
+    sleep 1.3;
+    my $calls = evalsha_calls();
+    my @s = map { scalar request($nodes[0], $tok, '/slow') } 1 .. 3;
+    $calls = evalsha_calls() - $calls;
+    is("@s", '200 200 200', 'shared plan: /slow answered');
+    cmp_ok($calls, '>=', 1,
+           "shared plan: /slow took permits of its own ($calls calls), "
+           . 'not those /long took 1.3 s before');
+}
+
+# 2h. a give-back moves a TAT back by no more than the take's TAT is
+# ahead of now: node A takes 5 of a 10r/s limit and spends none; 0.6 s
+# later (A's 5 are behind now: time gave them back) node B takes 10;
+# A's late give-back must not give the 5 a second time, or node C would
+# get 5 more than the limit's burst (the lease script, run as nginx runs
+# it)
+{
+    my $script = `$FindBin::Bin/../util/gen-scripts.pl --text lease`;
+    my $client = "lease-twice-$run";
+    my @limit = (1, 10, 1000000);
+    my $take = sub {
+        OAuth2Test::redis('EVAL', $script, 0, 'oauth2:', $client, 'p10',
+                          'take', $_[0], @limit);
+    };
+    my $a = $take->(5);
+    is($a->[6], 5, 'script: node A takes 5');
+    sleep 0.6;
+    my $b = $take->(10);
+    is($b->[6], 10, 'script: node B takes the burst of 10');
+    OAuth2Test::redis('EVAL', $script, 0, 'oauth2:', $client, 'p10',
+                      'return', 5, @limit, $a->[7]);
+    my $c = $take->(10);
+    is($c->[6], 0, 'script: after A gives back 5 late, node C gets none '
+                   . '(10 counted in the last 0.1 s already)');
+    # a give-back in time still gives back
+    my $d = OAuth2Test::redis('EVAL', $script, 0, 'oauth2:', "$client-b",
+                              'p10', 'take', 10, @limit);
+    OAuth2Test::redis('EVAL', $script, 0, 'oauth2:', "$client-b", 'p10',
+                      'return', 4, @limit, $d->[7]);
+    my $e = OAuth2Test::redis('EVAL', $script, 0, 'oauth2:', "$client-b",
+                              'p10', 'take', 10, @limit);
+    cmp_ok($e->[6], '>=', 4, 'script: 4 given back at once can be taken '
+                             . "again ($e->[6])");
+}
+
+# 2i. the sweep reaches an ended lease behind many idle clients: it
+# frees the idle ones as it goes, so that the permits come back
+{
+    for my $i (1 .. 300) {
+        my $t = "tok-idle-$run-$i";
+        OAuth2Test::seed_token($t, client_id => "lease-idle-$run-$i",
+                               plan => 'burst100');
+        request($nodes[1], $t) for 1 .. 2;
+    }
+    my $client = "lease-swept-$run";
+    my $tok = "tok-swept-$run";
+    OAuth2Test::seed_token($tok, client_id => $client, plan => 'burst100');
+    my $ok = grep { request($nodes[1], $tok) == 200 } 1 .. 30;
+    my $counted = sub {
+        my $v = tat($client, 'burst100', 100, 3600000000) // 0;
+        return ($v - redis_now()) / 36e6;
+    };
+    my $held = $counted->();
+    sleep 4;
+    my $after = $counted->();
+    diag sprintf("sweep: %d accepted, counted %.2f, then %.2f", $ok, $held,
+                 $after);
+    cmp_ok($after, '<', $held - 1,
+           'sweep: the ended lease was given back behind 300 idle clients');
 }
 
 for my $dir (@dirs) {

@@ -8,10 +8,16 @@
 -- take: the largest k <= count that every limit of the plan lets
 -- through at once (k requests move a TAT by k emission intervals, as k
 -- calls of gcra() in a row would), counted in every limit.  Returns
--- {state, limit, remaining, reset, retry, unusable, k}: state 1 and
--- remaining after the k when k > 0, else gcra()'s refusal and k 0.
--- return: each TAT moves back by count emission intervals, never
--- before now; returns {0}.
+-- {state, limit, remaining, reset, retry, unusable, k, tat...}: state 1
+-- and remaining after the k when k > 0, else gcra()'s refusal and k 0;
+-- then the TAT the take wrote for each limit (microseconds, rounded
+-- down; 0 when it wrote none).
+-- return: after the limits, one more ARGV per limit: the TAT the latest
+-- take of the permits given back wrote.  Each TAT moves back by count
+-- emission intervals, but never by more than that take's TAT is ahead of
+-- now (what is behind now was given back by time already, and a TAT that
+-- another request found behind now and reset holds none of it), and
+-- never before now; returns {0}.
 local function lease(a, now)
   local base = a[1] .. 'rl:{' .. a[2] .. '}:' .. a[3] .. ':'
   local want, n = tonumber(a[5]), tonumber(a[6])
@@ -52,17 +58,23 @@ local function lease(a, now)
   end
   if a[4] == 'return' then
     for l = 1, n do
-      if tats[l] > now then
-        local back = math.max(tats[l] - want * ts[l], now)
+      local left = want * ts[l]
+      local ahead = (tonumber(a[6 + 2 * n + l]) or 0) - now
+      if ahead < left then left = ahead end
+      if tats[l] > now and left > 0 then
+        local back = math.max(tats[l] - left, now)
         redis.call('SET', keys[l], string.format('%.17g', back), 'PX',
                    math.ceil((back - now) / 1000) + 1000)
       end
     end
     return {0}
   end
+  local r
   if deny > 0 or k < 1 then
-    return {2, deny - 1, 0, math.ceil(deny_reset / 1000000),
-            math.ceil(retry / 1000000), bad, 0}
+    r = {2, deny - 1, 0, math.ceil(deny_reset / 1000000),
+         math.ceil(retry / 1000000), bad, 0}
+    for l = 1, n do r[7 + l] = 0 end
+    return r
   end
   for l = 1, n do
     tats[l] = tats[l] + k * ts[l]
@@ -70,7 +82,9 @@ local function lease(a, now)
                math.ceil((tats[l] - now) / 1000) + 1000)
   end
   best_reset = tats[best] - now
-  return {1, best - 1, best_rem + 1 - k, math.ceil(best_reset / 1000000),
-          0, bad, k}
+  r = {1, best - 1, best_rem + 1 - k, math.ceil(best_reset / 1000000),
+       0, bad, k}
+  for l = 1, n do r[7 + l] = math.floor(tats[l]) end
+  return r
 end
 return lease(ARGV, clock())

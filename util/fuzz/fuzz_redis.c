@@ -120,6 +120,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ctx = ngx_oauth2_fuzz_ctx(r);
         ngx_str_set(&ctx->jti, "fuzz-jti");
 
+        if (script == NGX_OAUTH2_SCRIPT_LEASE) {
+            /* a take is always for a plan: the server's default one */
+            ctx->rl.plan = ((ngx_http_oauth2_main_conf_t *)
+                            ngx_http_get_module_main_conf(r,
+                                ngx_http_oauth2_module))->default_plan;
+        }
+
         rc = ngx_oauth2_record_reply(ctx, script, reply);
 
         if (rc != NGX_OAUTH2_OK

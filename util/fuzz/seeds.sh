@@ -126,12 +126,17 @@ printf '\002\000*8\r\n:0\r\n$5\r\nvalid\r\n'"$rl" | seed redis jwt
 printf '\002\000*3\r\n:0\r\n$-1\r\n:0\r\n' | seed redis jwt-not-counted
 printf '\002\001*3\r\n:1\r\n$-1\r\n:0\r\n' | seed redis jwt-revoked
 printf '\000\000*10\r\n:1\r\n:5\r\n*1\r\n:1\r\n' | seed redis nested
-printf '\003\000*7\r\n:1\r\n:0\r\n:90\r\n:1\r\n:0\r\n:0\r\n:10\r\n' \
+# a take under the default plan (bronze: one limit): 7 integers, then the
+# TAT written for each limit
+tat=':1764460800000000\r\n'
+printf '\003\000*8\r\n:1\r\n:0\r\n:90\r\n:1\r\n:0\r\n:0\r\n:10\r\n'"$tat" \
     | seed redis lease-take
-printf '\003\000*7\r\n:2\r\n:0\r\n:0\r\n:1\r\n:1\r\n:0\r\n:0\r\n' \
+printf '\003\000*8\r\n:2\r\n:0\r\n:0\r\n:1\r\n:1\r\n:0\r\n:0\r\n:0\r\n' \
     | seed redis lease-limited
-printf '\003\000*7\r\n:2\r\n:0\r\n:0\r\n:1\r\n:1\r\n:0\r\n:3\r\n' \
+printf '\003\000*8\r\n:2\r\n:0\r\n:0\r\n:1\r\n:1\r\n:0\r\n:3\r\n'"$tat" \
     | seed redis lease-limited-with-permits
+printf '\003\000*7\r\n:1\r\n:0\r\n:90\r\n:1\r\n:0\r\n:0\r\n:10\r\n' \
+    | seed redis lease-no-tat
 
 # jwt: mode byte, see util/fuzz/fuzz_jwt.c
 
