@@ -16,6 +16,18 @@
 -- Returns: state (1: allowed, 2: limited), the index (from 0) of the
 -- limit the headers describe, remaining, reset s, retry s, unusable
 -- keys.
+-- The TAT a key holds, now when it holds none or one behind now; and 1
+-- when it holds no usable TAT (then taken for a fresh one), else 0.
+local function gcra_tat(key, now, p)
+  local v = redis.pcall('GET', key)
+  if not v then return now, 0 end
+  local x = type(v) == 'string' and tonumber(v)
+  if x and x == x and x <= now + p then
+    if x > now then return x, 0 end
+    return now, 0
+  end
+  return now, 1
+end
 local function gcra(prefix, client, plan, a, i, n, now)
   local base = prefix .. 'rl:{' .. client .. '}:' .. plan .. ':'
   local keys, tats, bad = {}, {}, 0
@@ -29,16 +41,8 @@ local function gcra(prefix, client, plan, a, i, n, now)
     p = tonumber(p)
     local t = p / c
     local tau = p - t
-    local v = redis.pcall('GET', key)
-    local tat = now
-    if v then
-      local x = type(v) == 'string' and tonumber(v)
-      if x and x == x and x <= now + p then
-        if x > now then tat = x end
-      else
-        bad = bad + 1
-      end
-    end
+    local tat, b = gcra_tat(key, now, p)
+    bad = bad + b
     local wait = tat - now - tau
     if wait > 0 then
       if deny == 0 or wait > retry then

@@ -1,9 +1,9 @@
 -- Rate-limit leases (oauth2_rate_limit_lease): a node takes permits
--- from a client's GCRA (gcra.lua's keys and algorithm) in a batch, or
--- gives back the permits it did not spend.  ARGV: prefix, client_id,
--- plan, mode ("take" or "return"), count (permits wanted, or given
--- back), the plan's number of limits, then count, period_usec for each
--- limit.
+-- from a client's GCRA (gcra.lua's keys, gcra_tat() and algorithm) in
+-- a batch, or gives back the permits it did not spend.  ARGV: prefix,
+-- client_id, plan, mode ("take" or "return"), count (permits wanted,
+-- or given back), the plan's number of limits, then count, period_usec
+-- for each limit.
 --
 -- take: the largest k <= count that every limit of the plan lets
 -- through at once (k requests move a TAT by k emission intervals, as k
@@ -31,16 +31,8 @@ local function lease(a, now)
     c = tonumber(c)
     p = tonumber(p)
     local t = p / c
-    local v = redis.pcall('GET', key)
-    local tat = now
-    if v then
-      local x = type(v) == 'string' and tonumber(v)
-      if x and x == x and x <= now + p then
-        if x > now then tat = x end
-      else
-        bad = bad + 1
-      end
-    end
+    local tat, b = gcra_tat(key, now, p)
+    bad = bad + b
     keys[l], tats[l], ts[l] = key, tat, t
     local wait = tat - now - (p - t)
     if wait > 0 then
