@@ -73,15 +73,18 @@ sub seed_client {
                  %f);
 }
 
-# a consent as the decision writes it: oauth2:consent:<id>
+# a consent as the decision writes it: oauth2:consent:<id>; it outlives
+# the tokens issued under it by a day (a consent that ended within the
+# hour would cut the tokens' lifetime to what it has left, one second
+# short whenever the clock ticks between the seed and the request)
 sub seed_consent {
     my ($id, %f) = @_;
-    my $ttl = exists $f{ttl} ? delete $f{ttl} : 3600;
+    my $ttl = exists $f{ttl} ? delete $f{ttl} : 86400 + 3600;
     my $now = time;
     return _hset($OAuth2Test::Prefix . "consent:$id", $ttl,
                  status => 'valid', client_id => 'tpp-1', sub => 'psu-1',
                  scope => 'accounts', created => $now,
-                 expires => $now + 3600, %f);
+                 expires => $now + 86400, %f);
 }
 
 # a code as the decision writes it: oauth2:code:<sha256>
