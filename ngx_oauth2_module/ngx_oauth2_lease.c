@@ -48,22 +48,34 @@
 #define NGX_OAUTH2_LEASE_BACK     16             /* give-backs per sweep */
 
 
-typedef struct {
-    ngx_uint_t                   n;              /* permits */
-    ngx_msec_t                   ends;           /* ngx_current_msec */
-    ngx_msec_t                   sent;           /* of the first take */
-    int64_t                      tat[NGX_OAUTH2_MAX_LIMITS];
-} ngx_oauth2_lease_slot_t;
-
-
 /*
- * The TATs a take wrote, one per limit (the latest, of several takes):
- * a give-back of its permits moves a TAT back by no more than the take's
- * TAT is ahead of Redis's clock then
+ * A take as Redis answered it: the TAT it wrote for each limit and the
+ * permits it took.  A give-back of its permits names it: Redis moves a
+ * TAT back only while it still holds what the take wrote (nothing was
+ * counted, taken or given back since), and by the take's permits at
+ * most, so that only permits of that take, at the top of the TAT, are
+ * given back.
  */
 typedef struct {
     int64_t                      tat[NGX_OAUTH2_MAX_LIMITS];
+    ngx_uint_t                   k;
 } ngx_oauth2_lease_take_t;
+
+
+/* the permits of one take, never mixed with another's */
+typedef struct {
+    ngx_uint_t                   n;              /* permits */
+    ngx_msec_t                   ends;           /* ngx_current_msec */
+    ngx_msec_t                   sent;
+    ngx_oauth2_lease_take_t      take;
+} ngx_oauth2_lease_slot_t;
+
+
+/* permits to give back, and the take they came from */
+typedef struct {
+    ngx_uint_t                   n;
+    ngx_oauth2_lease_take_t      take;
+} ngx_oauth2_lease_back_t;
 
 
 typedef struct {
@@ -91,9 +103,11 @@ typedef struct {
     ngx_msec_t                   sent;
     ngx_msec_t                   time;
     ngx_str_t                    key;
-    ngx_str_t                    args[5 + 1 + 3 * NGX_OAUTH2_MAX_LIMITS];
+    ngx_str_t                    args[5 + 1 + 3 * NGX_OAUTH2_MAX_LIMITS
+                                      + 1];
     u_char                       count[NGX_INT_T_LEN];
     u_char                       tat[NGX_OAUTH2_MAX_LIMITS][NGX_INT64_LEN];
+    u_char                       k[NGX_INT_T_LEN];
     u_char                       nbuf[NGX_INT_T_LEN];
     u_char                       data[NGX_OAUTH2_LEASE_KEY_MAX];
 } ngx_oauth2_lease_job_t;
@@ -104,9 +118,13 @@ static ngx_int_t ngx_oauth2_lease_key(ngx_pool_t *pool,
 static ngx_oauth2_lease_t *ngx_oauth2_lease_get(ngx_oauth2_zone_t *zone,
     ngx_str_t *key, ngx_uint_t create, ngx_log_t *log);
 static ngx_uint_t ngx_oauth2_lease_expire(ngx_oauth2_lease_t *ls,
-    ngx_msec_t now, ngx_oauth2_lease_take_t *from);
+    ngx_msec_t now, ngx_oauth2_lease_back_t *back);
 static void ngx_oauth2_lease_put(ngx_oauth2_lease_t *ls, ngx_uint_t n,
-    ngx_msec_t sent, ngx_msec_t ends, ngx_oauth2_lease_take_t *from);
+    ngx_msec_t sent, ngx_msec_t ends, ngx_oauth2_lease_take_t *take,
+    ngx_oauth2_lease_back_t *evicted);
+static void ngx_oauth2_lease_give_back(ngx_http_oauth2_main_conf_t *omcf,
+    ngx_str_t *key, ngx_oauth2_lease_back_t *back, ngx_uint_t nback,
+    ngx_log_t *log);
 static void ngx_oauth2_lease_answer(ngx_oauth2_lease_t *ls,
     ngx_oauth2_rl_t *rl, ngx_oauth2_plan_t *plan, ngx_msec_t now);
 static void ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf,
@@ -280,10 +298,10 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx)
 {
     ngx_msec_t                now;
-    ngx_uint_t                batch, held, expired, want, i, u0, u1;
+    ngx_uint_t                batch, held, nback, want, i, u0, u1;
     ngx_oauth2_plan_t        *plan;
     ngx_oauth2_lease_t       *ls;
-    ngx_oauth2_lease_take_t   from;
+    ngx_oauth2_lease_back_t   back[2];
 
     if (ngx_oauth2_lease_key(r->pool, ctx, &ctx->lease_key) != NGX_OK) {
         return NGX_ERROR;
@@ -330,7 +348,7 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
     batch = ngx_max(ls->last, ls->seen);
     batch = ngx_min(batch, olcf->lease_max);
 
-    expired = ngx_oauth2_lease_expire(ls, now, &from);
+    nback = ngx_oauth2_lease_expire(ls, now, back);
 
     if (ls->inflight && (ngx_msec_int_t) (ls->inflight - now) <= 0) {
         ls->inflight = 0;
@@ -371,12 +389,11 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
 
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "oauth2: lease: a permit spent, %ui held, "
-                       "taking %ui, giving back %ui", held, want, expired);
+                       "taking %ui, giving back %ui", held, want,
+                       nback ? back[0].n : 0);
 
-        if (expired) {
-            ngx_oauth2_lease_send(omcf, &ctx->lease_key, 0, expired, 0,
-                                  &from, r->connection->log);
-        }
+        ngx_oauth2_lease_give_back(omcf, &ctx->lease_key, back, nback,
+                                   r->connection->log);
 
         if (want) {
             ngx_oauth2_lease_send(omcf, &ctx->lease_key, 1, want,
@@ -399,10 +416,8 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
 
     ngx_oauth2_zone_unlock(omcf->leases);
 
-    if (expired) {
-        ngx_oauth2_lease_send(omcf, &ctx->lease_key, 0, expired, 0, &from,
-                              r->connection->log);
-    }
+    ngx_oauth2_lease_give_back(omcf, &ctx->lease_key, back, nback,
+                               r->connection->log);
 
     ctx->lease_want = want;
     ctx->lease_time = olcf->lease_time;
@@ -462,12 +477,13 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
     ngx_oauth2_outcome_e outcome)
 {
     ngx_msec_t                now;
-    ngx_uint_t                left, expired;
+    ngx_uint_t                left, nback;
     ngx_oauth2_lease_t       *ls;
-    ngx_oauth2_lease_take_t   from, take;
+    ngx_oauth2_lease_back_t   back[4];
+    ngx_oauth2_lease_take_t   take;
 
     now = ngx_current_msec;
-    expired = 0;
+    nback = 0;
 
     /* never more than asked for: a node holds max= at most */
 
@@ -479,6 +495,7 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
            ? ctx->lease_granted - 1 : 0;
 
     ngx_memcpy(take.tat, ctx->lease_tat, sizeof(take.tat));
+    take.k = ctx->lease_granted;
 
     ngx_oauth2_zone_lock(omcf->leases);
 
@@ -490,11 +507,16 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
             ls->inflight = 0;
         }
 
-        expired = ngx_oauth2_lease_expire(ls, now, &from);
+        nback = ngx_oauth2_lease_expire(ls, now, back);
 
         if (outcome == NGX_OAUTH2_OK) {
             ngx_oauth2_lease_put(ls, left, ctx->lease_sent,
-                                 ctx->lease_sent + ctx->lease_time, &take);
+                                 ctx->lease_sent + ctx->lease_time, &take,
+                                 &back[nback]);
+            if (back[nback].n) {
+                nback++;
+            }
+
             left = 0;
 
             ls->limit = ctx->rl.limit;
@@ -514,14 +536,13 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
     /* the entry went away meanwhile: the permits go back at once */
 
     if (left) {
-        ngx_oauth2_lease_send(omcf, &ctx->lease_key, 0, left, 0, &take,
-                              r->connection->log);
+        back[nback].n = left;
+        back[nback].take = take;
+        nback++;
     }
 
-    if (expired) {
-        ngx_oauth2_lease_send(omcf, &ctx->lease_key, 0, expired, 0, &from,
-                              r->connection->log);
-    }
+    ngx_oauth2_lease_give_back(omcf, &ctx->lease_key, back, nback,
+                               r->connection->log);
 }
 
 
@@ -623,23 +644,18 @@ ngx_oauth2_lease_get(ngx_oauth2_zone_t *zone, ngx_str_t *key,
 
 static ngx_uint_t
 ngx_oauth2_lease_expire(ngx_oauth2_lease_t *ls, ngx_msec_t now,
-    ngx_oauth2_lease_take_t *from)
+    ngx_oauth2_lease_back_t *back)
 {
-    ngx_uint_t  i, l, n;
+    ngx_uint_t  i, n;
 
     n = 0;
-    ngx_memzero(from, sizeof(ngx_oauth2_lease_take_t));
 
     for (i = 0; i < 2; i++) {
         if (ls->slot[i].n && (ngx_msec_int_t) (ls->slot[i].ends - now) <= 0) {
-            n += ls->slot[i].n;
+            back[n].n = ls->slot[i].n;
+            back[n].take = ls->slot[i].take;
+            n++;
             ls->slot[i].n = 0;
-
-            /* the latest TATs: what is ahead of them bounds the give-back */
-
-            for (l = 0; l < NGX_OAUTH2_MAX_LIMITS; l++) {
-                from->tat[l] = ngx_max(from->tat[l], ls->slot[i].tat[l]);
-            }
         }
     }
 
@@ -648,17 +664,54 @@ ngx_oauth2_lease_expire(ngx_oauth2_lease_t *ls, ngx_msec_t now,
 
 
 /*
- * n permits whose lease ends at "ends": in an empty slot, else with those
- * of the slot that ends later, ending when the sooner of the two does (a
- * permit is never kept longer than its own lease)
+ * Each take's permits go back on their own, naming their take, the
+ * newest first (a higher TAT: written later): when it was not spent at
+ * all, Redis's TAT is then back to what the take before it wrote, and
+ * that take's give-back finds it unchanged too.
+ */
+
+static void
+ngx_oauth2_lease_give_back(ngx_http_oauth2_main_conf_t *omcf,
+    ngx_str_t *key, ngx_oauth2_lease_back_t *back, ngx_uint_t nback,
+    ngx_log_t *log)
+{
+    ngx_uint_t               i, j;
+    ngx_oauth2_lease_back_t  t;
+
+    for (i = 1; i < nback; i++) {
+        for (j = i; j > 0 && back[j].take.tat[0] > back[j - 1].take.tat[0];
+             j--)
+        {
+            t = back[j];
+            back[j] = back[j - 1];
+            back[j - 1] = t;
+        }
+    }
+
+    for (i = 0; i < nback; i++) {
+        if (back[i].n) {
+            ngx_oauth2_lease_send(omcf, key, 0, back[i].n, 0, &back[i].take,
+                                  log);
+        }
+    }
+}
+
+
+/*
+ * n permits of a take, whose lease ends at "ends": in an empty slot, else
+ * in the slot of the permits that end sooner, which are given back
+ * (*evicted): the permits of two takes are never mixed, so that a
+ * give-back names the one take its permits came from
  */
 
 static void
 ngx_oauth2_lease_put(ngx_oauth2_lease_t *ls, ngx_uint_t n, ngx_msec_t sent,
-    ngx_msec_t ends, ngx_oauth2_lease_take_t *from)
+    ngx_msec_t ends, ngx_oauth2_lease_take_t *take,
+    ngx_oauth2_lease_back_t *evicted)
 {
-    ngx_uint_t                l;
     ngx_oauth2_lease_slot_t  *s;
+
+    evicted->n = 0;
 
     if (n == 0) {
         return;
@@ -666,28 +719,19 @@ ngx_oauth2_lease_put(ngx_oauth2_lease_t *ls, ngx_uint_t n, ngx_msec_t sent,
 
     if (ls->slot[0].n == 0 || ls->slot[1].n == 0) {
         s = (ls->slot[0].n == 0) ? &ls->slot[0] : &ls->slot[1];
-        s->ends = ends;
-        s->sent = sent;
-        ngx_memzero(s->tat, sizeof(s->tat));
 
     } else {
-        s = ((ngx_msec_int_t) (ls->slot[0].ends - ls->slot[1].ends) > 0)
+        s = ((ngx_msec_int_t) (ls->slot[0].ends - ls->slot[1].ends) < 0)
             ? &ls->slot[0] : &ls->slot[1];
 
-        if ((ngx_msec_int_t) (ends - s->ends) < 0) {
-            s->ends = ends;
-        }
-
-        if ((ngx_msec_int_t) (sent - s->sent) < 0) {
-            s->sent = sent;
-        }
+        evicted->n = s->n;
+        evicted->take = s->take;
     }
 
-    for (l = 0; l < NGX_OAUTH2_MAX_LIMITS; l++) {
-        s->tat[l] = ngx_max(s->tat[l], from->tat[l]);
-    }
-
-    s->n += n;
+    s->n = n;
+    s->ends = ends;
+    s->sent = sent;
+    s->take = *take;
 }
 
 
@@ -813,7 +857,7 @@ ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
     a[5].data = job->nbuf;
     a[5].len = ngx_sprintf(job->nbuf, "%ui", job->nlimits) - job->nbuf;
 
-    /* a give-back: the TATs of the take the permits came from */
+    /* a give-back: the TATs and the permits of the take they came from */
 
     if (!take) {
         for (l = 0; l < job->nlimits; l++) {
@@ -822,6 +866,10 @@ ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
                        - job->tat[l];
             n++;
         }
+
+        a[n].data = job->k;
+        a[n].len = ngx_sprintf(job->k, "%ui", from->k) - job->k;
+        n++;
     }
 
     /* call->log stays the Redis layer's: the call outlives any request */
@@ -881,10 +929,11 @@ ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call, redisReply *reply)
     ngx_oauth2_lease_job_t *job = call->data;
 
     ngx_msec_t                    now;
-    ngx_uint_t                    granted, back, left;
+    ngx_uint_t                    granted, nback;
     ngx_oauth2_rl_t               rl;
     ngx_oauth2_lease_t           *ls;
-    ngx_oauth2_lease_take_t       from, take;
+    ngx_oauth2_lease_back_t       back[3];
+    ngx_oauth2_lease_take_t       take;
     ngx_http_oauth2_main_conf_t  *omcf;
 
     omcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
@@ -914,23 +963,28 @@ ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call, redisReply *reply)
     }
 
     granted = ngx_min(granted, job->want);
+    take.k = granted;
 
     now = ngx_current_msec;
-    back = 0;
-    left = 0;
+    nback = 0;
 
     ngx_oauth2_zone_lock(omcf->leases);
 
     ls = ngx_oauth2_lease_get(omcf->leases, &job->key, 0, call->redis->log);
 
     if (ls == NULL) {
-        left = granted;
+        back[0].n = granted;
+        back[0].take = take;
+        nback = 1;
 
     } else {
         ls->inflight = 0;
-        back = ngx_oauth2_lease_expire(ls, now, &from);
+        nback = ngx_oauth2_lease_expire(ls, now, back);
         ngx_oauth2_lease_put(ls, granted, job->sent, job->sent + job->time,
-                             &take);
+                             &take, &back[nback]);
+        if (back[nback].n) {
+            nback++;
+        }
 
         if (reply) {
             ls->limit = rl.limit;
@@ -942,18 +996,11 @@ ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call, redisReply *reply)
     ngx_oauth2_zone_unlock(omcf->leases);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, call->redis->log, 0,
-                   "oauth2: lease: %ui permits taken, %ui given back",
-                   granted, back);
+                   "oauth2: lease: %ui permits taken, %ui give-backs",
+                   granted, nback);
 
-    if (left) {
-        ngx_oauth2_lease_send(omcf, &job->key, 0, left, 0, &take,
-                              call->redis->log);
-    }
-
-    if (back) {
-        ngx_oauth2_lease_send(omcf, &job->key, 0, back, 0, &from,
-                              call->redis->log);
-    }
+    ngx_oauth2_lease_give_back(omcf, &job->key, back, nback,
+                               call->redis->log);
 
 done:
 
@@ -977,8 +1024,8 @@ ngx_oauth2_lease_sweep(ngx_event_t *ev)
     u_char                   data[NGX_OAUTH2_LEASE_BACK]
                                  [NGX_OAUTH2_LEASE_KEY_MAX];
     ngx_str_t                key[NGX_OAUTH2_LEASE_BACK];
-    ngx_uint_t               back[NGX_OAUTH2_LEASE_BACK];
-    ngx_oauth2_lease_take_t  from[NGX_OAUTH2_LEASE_BACK];
+    ngx_uint_t               nb[NGX_OAUTH2_LEASE_BACK];
+    ngx_oauth2_lease_back_t  back[NGX_OAUTH2_LEASE_BACK][2];
     ngx_msec_t               now;
     ngx_uint_t               i, n, nback;
     ngx_queue_t             *q, *sentinel;
@@ -1016,9 +1063,9 @@ ngx_oauth2_lease_sweep(ngx_event_t *ev)
             continue;
         }
 
-        back[nback] = ngx_oauth2_lease_expire(ls, now, &from[nback]);
+        nb[nback] = ngx_oauth2_lease_expire(ls, now, back[nback]);
 
-        if (back[nback]) {
+        if (nb[nback]) {
             key[nback].data = data[nback];
             key[nback].len = ls->zn.len;
             ngx_memcpy(data[nback], ls->zn.data, ls->zn.len);
@@ -1029,8 +1076,7 @@ ngx_oauth2_lease_sweep(ngx_event_t *ev)
     ngx_oauth2_zone_unlock(omcf->leases);
 
     for (i = 0; i < nback; i++) {
-        ngx_oauth2_lease_send(omcf, &key[i], 0, back[i], 0, &from[i],
-                              ev->log);
+        ngx_oauth2_lease_give_back(omcf, &key[i], back[i], nb[i], ev->log);
     }
 
     ngx_add_timer(ev, NGX_OAUTH2_LEASE_SWEEP);

@@ -12,12 +12,13 @@
 -- and remaining after the k when k > 0, else gcra()'s refusal and k 0;
 -- then the TAT the take wrote for each limit (microseconds, rounded
 -- down; 0 when it wrote none).
--- return: after the limits, one more ARGV per limit: the TAT the latest
--- take of the permits given back wrote.  Each TAT moves back by count
--- emission intervals, but never by more than that take's TAT is ahead of
--- now (what is behind now was given back by time already, and a TAT that
--- another request found behind now and reset holds none of it), and
--- never before now; returns {0}.
+-- return: after the limits, the take the permits came from: the TAT it
+-- wrote for each limit, then the permits it took.  A TAT moves back
+-- only while it still holds what that take wrote (nothing counted,
+-- taken or given back since: the take's permits are then the last ones
+-- counted), by count emission intervals, the take's permits at most,
+-- never before now; else the permits lapse, given back by time as the
+-- TAT passes.  Returns {0}.
 local function lease(a, now)
   local base = a[1] .. 'rl:{' .. a[2] .. '}:' .. a[3] .. ':'
   local want, n = tonumber(a[5]), tonumber(a[6])
@@ -49,12 +50,12 @@ local function lease(a, now)
     end
   end
   if a[4] == 'return' then
+    local taken = tonumber(a[7 + 3 * n]) or 0
+    if taken < want then want = taken end
     for l = 1, n do
-      local left = want * ts[l]
-      local ahead = (tonumber(a[6 + 2 * n + l]) or 0) - now
-      if ahead < left then left = ahead end
-      if tats[l] > now and left > 0 then
-        local back = math.max(tats[l] - left, now)
+      if tats[l] > now and want > 0
+         and math.floor(tats[l]) == tonumber(a[6 + 2 * n + l]) then
+        local back = math.max(tats[l] - want * ts[l], now)
         redis.call('SET', keys[l], string.format('%.17g', back), 'PX',
                    math.ceil((back - now) / 1000) + 1000)
       end
