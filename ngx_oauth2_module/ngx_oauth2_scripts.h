@@ -760,7 +760,7 @@ static char  ngx_oauth2_script_authz_revoke[] =
 /* gcra.lua + lease.lua */
 
 #define NGX_OAUTH2_SCRIPT_LEASE_SHA1                                          \
-    "7c54c4298fb252ee3017110c0deadc0010b66eb3"
+    "6ec2aa06bf3cbbea26743c0e4c6db876aa6f7802"
 
 static char  ngx_oauth2_script_lease[] =
     "-- GCRA, the generic cell rate algorithm, for every limit of a plan at\n"
@@ -856,7 +856,9 @@ static char  ngx_oauth2_script_lease[] =
     "-- taken or given back since: the take's permits are then the last ones\n"
     "-- counted), by count emission intervals, the take's permits at most,\n"
     "-- never before now; else the permits lapse, given back by time as the\n"
-    "-- TAT passes.  Returns {0}.\n"
+    "-- TAT passes.  A give-back is sent once: run twice, the second could\n"
+    "-- find a TAT that came back to the same value and give back another\n"
+    "-- take's permits.  Returns {0}.\n"
     "local function lease(a, now)\n"
     "  local base = a[1] .. 'rl:{' .. a[2] .. '}:' .. a[3] .. ':'\n"
     "  local want, n = tonumber(a[5]), tonumber(a[6])\n"

@@ -18,7 +18,9 @@
 -- taken or given back since: the take's permits are then the last ones
 -- counted), by count emission intervals, the take's permits at most,
 -- never before now; else the permits lapse, given back by time as the
--- TAT passes.  Returns {0}.
+-- TAT passes.  A give-back is sent once: run twice, the second could
+-- find a TAT that came back to the same value and give back another
+-- take's permits.  Returns {0}.
 local function lease(a, now)
   local base = a[1] .. 'rl:{' .. a[2] .. '}:' .. a[3] .. ':'
   local want, n = tonumber(a[5]), tonumber(a[6])
