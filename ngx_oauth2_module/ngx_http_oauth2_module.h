@@ -337,6 +337,7 @@ ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
 ngx_oauth2_outcome_e ngx_oauth2_token_extract(ngx_http_request_t *r,
     size_t max_len, ngx_str_t *token);
 ngx_int_t ngx_oauth2_token_hash(ngx_str_t *token, u_char *digest);
+void ngx_oauth2_token_hash_free(void);
 
 /* ngx_oauth2_record.c */
 ngx_uint_t ngx_oauth2_field_valid(ngx_uint_t grammar, ngx_str_t *s);

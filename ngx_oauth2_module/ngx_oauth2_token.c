@@ -138,34 +138,46 @@ ngx_oauth2_token_extract(ngx_http_request_t *r, size_t max_len,
  * and frees a context each time.
  */
 
+static EVP_MD      *ngx_oauth2_sha256;
+static EVP_MD_CTX  *ngx_oauth2_sha256_ctx;
+
+
 ngx_int_t
 ngx_oauth2_token_hash(ngx_str_t *token, u_char *digest)
 {
     unsigned int  len;
 
-    static EVP_MD      *sha256;
-    static EVP_MD_CTX  *ctx;
+    if (ngx_oauth2_sha256_ctx == NULL) {
+        ngx_oauth2_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+        ngx_oauth2_sha256_ctx = EVP_MD_CTX_new();
 
-    if (ctx == NULL) {
-        sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
-        ctx = EVP_MD_CTX_new();
-
-        if (sha256 == NULL || ctx == NULL) {
-            EVP_MD_free(sha256);
-            EVP_MD_CTX_free(ctx);
-            sha256 = NULL;
-            ctx = NULL;
+        if (ngx_oauth2_sha256 == NULL || ngx_oauth2_sha256_ctx == NULL) {
+            ngx_oauth2_token_hash_free();
             return NGX_ERROR;
         }
     }
 
-    if (EVP_DigestInit_ex2(ctx, sha256, NULL) != 1
-        || EVP_DigestUpdate(ctx, token->data, token->len) != 1
-        || EVP_DigestFinal_ex(ctx, digest, &len) != 1
+    if (EVP_DigestInit_ex2(ngx_oauth2_sha256_ctx, ngx_oauth2_sha256, NULL)
+           != 1
+        || EVP_DigestUpdate(ngx_oauth2_sha256_ctx, token->data, token->len)
+           != 1
+        || EVP_DigestFinal_ex(ngx_oauth2_sha256_ctx, digest, &len) != 1
         || len != NGX_OAUTH2_DIGEST_LEN)
     {
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/* at a process's exit: the module is unloaded after it */
+
+void
+ngx_oauth2_token_hash_free(void)
+{
+    EVP_MD_free(ngx_oauth2_sha256);
+    EVP_MD_CTX_free(ngx_oauth2_sha256_ctx);
+    ngx_oauth2_sha256 = NULL;
+    ngx_oauth2_sha256_ctx = NULL;
 }
