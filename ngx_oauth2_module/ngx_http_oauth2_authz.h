@@ -239,6 +239,10 @@ ngx_int_t ngx_http_oauth2_decision_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth2_token_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth2_token_error(ngx_http_request_t *r,
     ngx_http_oauth2_authz_loc_conf_t *alcf, ngx_uint_t err);
+ngx_int_t ngx_http_oauth2_token_endpoint(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt body);
+void ngx_http_oauth2_token_client_body(ngx_http_request_t *r,
+    ngx_http_oauth2_authz_step_pt next);
 
 /* the errors of the token endpoint, named by oauth2_token_errors */
 #define NGX_HTTP_OAUTH2_TE_INVALID_CLIENT       0

@@ -289,101 +289,14 @@ ngx_http_oauth2_authz_empty(ngx_http_request_t *r, ngx_uint_t status)
 ngx_int_t
 ngx_http_oauth2_revoke_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                          rc;
-    ngx_http_oauth2_authz_ctx_t       *ctx;
-    ngx_http_oauth2_authz_loc_conf_t  *alcf;
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_authz_module);
-
-    if (!(r->method & NGX_HTTP_POST)) {
-        return ngx_http_oauth2_authz_not_allowed(r, "POST");
-    }
-
-    ctx = ngx_http_oauth2_authz_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (!(alcf->client_auth & NGX_HTTP_OAUTH2_AUTH_POST)) {
-        rc = ngx_http_oauth2_authz_credentials(r, ctx, alcf->client_auth);
-
-        if (rc == NGX_ERROR) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (rc != NGX_OK) {
-            return ngx_http_oauth2_token_error(r, alcf,
-                                            NGX_HTTP_OAUTH2_TE_INVALID_CLIENT);
-        }
-    }
-
-    rc = ngx_http_oauth2_authz_read_form(r, ngx_http_oauth2_revoke_body);
-
-    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        return ngx_http_oauth2_token_error(r, alcf,
-                                           NGX_HTTP_OAUTH2_TE_TOO_LARGE);
-    }
-
-    if (rc == NGX_HTTP_LENGTH_REQUIRED) {
-        return ngx_http_oauth2_token_error(r, alcf, NGX_HTTP_OAUTH2_TE_LENGTH);
-    }
-
-    return rc;
+    return ngx_http_oauth2_token_endpoint(r, ngx_http_oauth2_revoke_body);
 }
 
 
 static void
 ngx_http_oauth2_revoke_body(ngx_http_request_t *r)
 {
-    ngx_int_t                     rc;
-    ngx_http_oauth2_authz_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_authz_module);
-
-    rc = ngx_http_oauth2_authz_body(r, ctx);
-
-    if (rc == NGX_DECLINED) {
-        rc = ngx_http_oauth2_token_error(r, ctx->alcf,
-                                         NGX_HTTP_OAUTH2_TE_INPUT);
-        goto done;
-    }
-
-    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        rc = ngx_http_oauth2_token_error(r, ctx->alcf,
-                                         NGX_HTTP_OAUTH2_TE_TOO_LARGE);
-        goto done;
-    }
-
-    if (rc != NGX_OK) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
-    }
-
-    rc = ngx_http_oauth2_authz_credentials(r, ctx, ctx->alcf->client_auth);
-
-    if (rc == NGX_DECLINED) {
-        rc = ngx_http_oauth2_token_error(r, ctx->alcf,
-                                         NGX_HTTP_OAUTH2_TE_INVALID_CLIENT);
-        goto done;
-    }
-
-    if (rc == NGX_HTTP_BAD_REQUEST) {
-        rc = ngx_http_oauth2_token_error(r, ctx->alcf,
-                                         NGX_HTTP_OAUTH2_TE_INVALID_REQUEST);
-        goto done;
-    }
-
-    if (rc != NGX_OK) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
-    }
-
-    rc = ngx_http_oauth2_authz_fetch_client(r, ctx, &ctx->client_id,
-                                            ngx_http_oauth2_revoke_client);
-
-done:
-
-    ngx_http_oauth2_authz_finish(r, rc);
+    ngx_http_oauth2_token_client_body(r, ngx_http_oauth2_revoke_client);
 }
 
 

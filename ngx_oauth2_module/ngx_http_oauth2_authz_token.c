@@ -57,6 +57,21 @@ static ngx_str_t  ngx_http_oauth2_grants =
 ngx_int_t
 ngx_http_oauth2_token_handler(ngx_http_request_t *r)
 {
+    return ngx_http_oauth2_token_endpoint(r, ngx_http_oauth2_token_body);
+}
+
+
+/*
+ * A POST of the token or the revocation endpoint: the client's
+ * credentials (HTTP Basic alone: the header says who the client is, body
+ * or not), then the form body, handed to "body"; its errors the token
+ * endpoint's
+ */
+
+ngx_int_t
+ngx_http_oauth2_token_endpoint(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt body)
+{
     ngx_int_t                          rc;
     ngx_http_oauth2_authz_ctx_t       *ctx;
     ngx_http_oauth2_authz_loc_conf_t  *alcf;
@@ -72,8 +87,6 @@ ngx_http_oauth2_token_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* HTTP Basic alone: the header says who the client is, body or not */
-
     if (!(alcf->client_auth & NGX_HTTP_OAUTH2_AUTH_POST)) {
         rc = ngx_http_oauth2_authz_credentials(r, ctx, alcf->client_auth);
 
@@ -87,7 +100,7 @@ ngx_http_oauth2_token_handler(ngx_http_request_t *r)
         }
     }
 
-    rc = ngx_http_oauth2_authz_read_form(r, ngx_http_oauth2_token_body);
+    rc = ngx_http_oauth2_authz_read_form(r, body);
 
     if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
         return ngx_http_oauth2_token_error(r, alcf,
@@ -173,6 +186,19 @@ ngx_http_oauth2_token_error(ngx_http_request_t *r,
 static void
 ngx_http_oauth2_token_body(ngx_http_request_t *r)
 {
+    ngx_http_oauth2_token_client_body(r, ngx_http_oauth2_token_client);
+}
+
+
+/*
+ * The form body of the token or the revocation endpoint: parsed, the
+ * client authenticated, its record fetched and handed to "next"
+ */
+
+void
+ngx_http_oauth2_token_client_body(ngx_http_request_t *r,
+    ngx_http_oauth2_authz_step_pt next)
+{
     ngx_int_t                     rc;
     ngx_http_oauth2_authz_ctx_t  *ctx;
 
@@ -216,8 +242,7 @@ ngx_http_oauth2_token_body(ngx_http_request_t *r)
         goto done;
     }
 
-    rc = ngx_http_oauth2_authz_fetch_client(r, ctx, &ctx->client_id,
-                                            ngx_http_oauth2_token_client);
+    rc = ngx_http_oauth2_authz_fetch_client(r, ctx, &ctx->client_id, next);
 
 done:
 
