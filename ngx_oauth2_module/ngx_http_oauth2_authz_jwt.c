@@ -237,67 +237,18 @@ ngx_http_oauth2_signer_key(ngx_conf_t *cf, ngx_http_oauth2_signer_t *s,
     BIO                 *bio;
     char                 group[64];
     size_t               min;
-    ssize_t              n;
-    ngx_fd_t             fd;
     ngx_str_t            file, secret;
-    ngx_file_info_t      fi;
     ngx_pool_cleanup_t  *cln;
 
     if (s->type == NGX_HTTP_OAUTH2_SIGN_HS) {
 
         /* a secret, or a file when the value is a path */
 
-        secret = *value;
-
-        if (value->data[0] == '/' || value->data[0] == '.') {
-            file = *value;
-
-            if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
-                return NGX_CONF_ERROR;
-            }
-
-            fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-            if (fd == NGX_INVALID_FILE) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                                   "\"oauth2_access_token_format\": cannot "
-                                   "open \"%V\"", &file);
-                return NGX_CONF_ERROR;
-            }
-
-            if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-                || ngx_file_size(&fi) > 4096)
-            {
-                ngx_close_file(fd);
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"oauth2_access_token_format\": \"%V\" "
-                                   "is not a secret of 4k at most", &file);
-                return NGX_CONF_ERROR;
-            }
-
-            secret.data = ngx_pnalloc(cf->pool, 4096);
-            if (secret.data == NULL) {
-                ngx_close_file(fd);
-                return NGX_CONF_ERROR;
-            }
-
-            n = ngx_read_fd(fd, secret.data, 4096);
-            ngx_close_file(fd);
-
-            if (n < 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                                   "\"oauth2_access_token_format\": cannot "
-                                   "read \"%V\"", &file);
-                return NGX_CONF_ERROR;
-            }
-
-            secret.len = n;
-
-            while (secret.len
-                   && (secret.data[secret.len - 1] == '\n'
-                       || secret.data[secret.len - 1] == '\r'))
-            {
-                secret.len--;
-            }
+        if (ngx_oauth2_jwt_secret(cf, "oauth2_access_token_format", value,
+                                  &secret)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
         }
 
         /* RFC 7518 3.2: a key of the size of the hash output at least */

@@ -336,6 +336,8 @@ ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
 /* ngx_oauth2_token.c */
 ngx_oauth2_outcome_e ngx_oauth2_token_extract(ngx_http_request_t *r,
     size_t max_len, ngx_str_t *token);
+ngx_int_t ngx_oauth2_jwt_secret(ngx_conf_t *cf, char *directive,
+    ngx_str_t *value, ngx_str_t *secret);
 ngx_int_t ngx_oauth2_token_hash(ngx_str_t *token, u_char *digest);
 void ngx_oauth2_token_hash_free(void);
 

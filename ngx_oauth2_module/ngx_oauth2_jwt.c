@@ -74,12 +74,9 @@ ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     char                   group[64];
     BIO                   *bio;
     size_t                 min;
-    ssize_t                n;
     jwt_alg_t              alg;
-    ngx_fd_t               fd;
     ngx_str_t             *value, file, secret;
     ngx_uint_t             i;
-    ngx_file_info_t        fi;
     ngx_pool_cleanup_t    *cln;
     ngx_oauth2_jwt_key_t  *key, *keys;
 
@@ -184,57 +181,10 @@ ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         /* a secret, or a file when the value is a path */
 
-        secret = value[2];
-
-        if (value[2].data[0] == '/' || value[2].data[0] == '.') {
-            file = value[2];
-
-            if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
-                return NGX_CONF_ERROR;
-            }
-
-            fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-            if (fd == NGX_INVALID_FILE) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                                   "\"oauth2_jwt_key\": cannot open "
-                                   "\"%V\"", &file);
-                return NGX_CONF_ERROR;
-            }
-
-            if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-                || ngx_file_size(&fi) > 4096)
-            {
-                ngx_close_file(fd);
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"oauth2_jwt_key\": \"%V\" is not a "
-                                   "secret of 4k at most", &file);
-                return NGX_CONF_ERROR;
-            }
-
-            secret.data = ngx_pnalloc(cf->pool, 4096);
-            if (secret.data == NULL) {
-                ngx_close_file(fd);
-                return NGX_CONF_ERROR;
-            }
-
-            n = ngx_read_fd(fd, secret.data, 4096);
-            ngx_close_file(fd);
-
-            if (n < 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                                   "\"oauth2_jwt_key\": cannot read \"%V\"",
-                                   &file);
-                return NGX_CONF_ERROR;
-            }
-
-            secret.len = n;
-
-            while (secret.len
-                   && (secret.data[secret.len - 1] == '\n'
-                       || secret.data[secret.len - 1] == '\r'))
-            {
-                secret.len--;
-            }
+        if (ngx_oauth2_jwt_secret(cf, "oauth2_jwt_key", &value[2], &secret)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
         }
 
         /* RFC 7518 3.2: a key of the size of the hash output at least */
@@ -1302,6 +1252,80 @@ ngx_http_oauth2_jwt_path_variable(ngx_http_request_t *r,
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * An HMAC secret of a directive: the value itself, or, when it is a path
+ * ("/..." or "./..."), the file's content (4k at most, trailing line ends
+ * left out)
+ */
+
+ngx_int_t
+ngx_oauth2_jwt_secret(ngx_conf_t *cf, char *directive, ngx_str_t *value,
+    ngx_str_t *secret)
+{
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t         file;
+    ngx_file_info_t   fi;
+
+    *secret = *value;
+
+    if (value->len == 0
+        || (value->data[0] != '/' && value->data[0] != '.'))
+    {
+        return NGX_OK;
+    }
+
+    file = *value;
+
+    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"%s\": cannot open \"%V\"", directive, &file);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 4096)
+    {
+        ngx_close_file(fd);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\": \"%V\" is not a secret of 4k at most",
+                           directive, &file);
+        return NGX_ERROR;
+    }
+
+    secret->data = ngx_pnalloc(cf->pool, 4096);
+    if (secret->data == NULL) {
+        ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_fd(fd, secret->data, 4096);
+    ngx_close_file(fd);
+
+    if (n < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"%s\": cannot read \"%V\"", directive, &file);
+        return NGX_ERROR;
+    }
+
+    secret->len = n;
+
+    while (secret->len
+           && (secret->data[secret->len - 1] == '\n'
+               || secret->data[secret->len - 1] == '\r'))
+    {
+        secret->len--;
+    }
 
     return NGX_OK;
 }
