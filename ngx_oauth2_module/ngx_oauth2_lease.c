@@ -569,7 +569,14 @@ ngx_oauth2_lease_abandon(ngx_http_oauth2_main_conf_t *omcf,
                               ctx->request->connection->log);
 
     if (ls) {
+        /*
+         * the take's permits are counted in Redis and lost: the next take
+         * starts again from one permit, so that clients that keep going
+         * away cost a permit or so each, not a batch each
+         */
         ls->inflight = 0;
+        ls->seen = 0;
+        ls->last = 0;
     }
 
     ngx_oauth2_zone_unlock(omcf->leases);
@@ -746,18 +753,24 @@ static void
 ngx_oauth2_lease_answer(ngx_oauth2_lease_t *ls, ngx_oauth2_rl_t *rl,
     ngx_oauth2_plan_t *plan, ngx_msec_t now)
 {
+    ngx_uint_t           held;
     ngx_oauth2_limit_t  *limit;
 
     rl->state = NGX_OAUTH2_RL_ALLOWED;
     rl->limit = (ls->limit < plan->limits->nelts) ? ls->limit : 0;
-    rl->remaining = ls->remaining + (ngx_int_t) (ls->slot[0].n
-                                                  + ls->slot[1].n);
-
     limit = plan->limits->elts;
 
-    if (rl->remaining > (ngx_int_t) limit[rl->limit].count) {
-        rl->remaining = (ngx_int_t) limit[rl->limit].count;
+    /* unsigned: Redis's figure is not negative, and may be anything */
+
+    held = (ngx_uint_t) ls->remaining + ls->slot[0].n + ls->slot[1].n;
+
+    if (held > limit[rl->limit].count
+        || held < (ngx_uint_t) ls->remaining)
+    {
+        held = limit[rl->limit].count;
     }
+
+    rl->remaining = (ngx_int_t) held;
 
     rl->reset = ((ngx_msec_int_t) (ls->reset - now) > 0)
                 ? (ls->reset - now + 999) / 1000 : 0;

@@ -25,7 +25,8 @@ static ngx_int_t ngx_oauth2_reply_limit(ngx_http_oauth2_ctx_t *ctx,
 /*
  * client_id, consent_id, sub, jti: 1 to 255 visible ASCII characters
  * (%x21-7E): no space, no control character, nothing that could end a
- * header line or a log line's quoted string early
+ * header line; '"' and '\' are visible characters and pass (a log line
+ * quotes such a field as it is)
  */
 #define NGX_OAUTH2_IDENT_MAX   255
 
