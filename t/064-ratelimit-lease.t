@@ -361,7 +361,15 @@ my $early = $NODES * $MAX;
                  $ok, $limited, $span, $gcra));
 }
 
-# 2e. a client under its limit: admitted from the lease, few script calls
+# 2e. a client under its limit: admitted from the lease, few script calls.
+# Without leases 400 requests are 400 calls.  With max=10, each node's
+# batch grows to 10 within its first 10 takes, and a background take
+# refills it when 5 are left, so the warm path is one call per 5 requests:
+# about 2 x (10 + 190 / 5) = 96 calls (about 92 measured on an idle box).
+# A request that finds none held while a take is in flight takes one
+# permit of its own, which a loaded machine does more often (CI once saw
+# more than 100): the bound is half the calls without leases.
+my $LEASE_CALLS = 200;
 {
     my $token = "tok-lease-wide-$run";
     OAuth2Test::seed_token($token, client_id => "lease-wide-$run",
@@ -370,7 +378,7 @@ my $early = $NODES * $MAX;
     my ($ok, $limited, $other) = hammer($token, 8, time + 30, 50);
     $calls = evalsha_calls() - $calls;
     is($ok, 400, "under the limit: 400 of 400 accepted ($calls calls)");
-    cmp_ok($calls, '<', 100,
+    cmp_ok($calls, '<=', $LEASE_CALLS,
            "under the limit: $calls script calls for 400 requests");
 
     # the headers of a request admitted from the lease
@@ -393,7 +401,8 @@ my $early = $NODES * $MAX;
     my ($ok, $limited, $other) = hammer($jwt, 8, time + 30, 50, '/jwt');
     $calls = evalsha_calls() - $calls;
     is($ok, 400, "JWT: 400 of 400 accepted ($calls calls)");
-    cmp_ok($calls, '<', 100, "JWT: $calls script calls for 400 requests");
+    cmp_ok($calls, '<=', $LEASE_CALLS,
+           "JWT: $calls script calls for 400 requests");
 }
 
 # 2g. locations that share a plan share the node's permits, but each
