@@ -6,6 +6,8 @@
 # the two totals over 2N is what one call costs, start-up left out.
 #
 #   util/script-cost.sh [N]
+#   util/script-cost.sh N SCRIPT.lua [ARG...]   one script, called with
+#                                    the token's key and ARG...
 #
 # Rows: the lookup script as the module sends it (rate limit on and off);
 # the same call to a script that only returns 0 (the price of the call,
@@ -63,6 +65,11 @@ per_call() {   # per_call SCRIPT ARGS...: instructions of one call
     b=$(total "$1" $((3 * n)) "${@:2}")
     echo $(( (b - a) / (2 * n) ))
 }
+
+if [ $# -ge 2 ]; then
+    echo "$(per_call "$2" "${@:3}") instructions per EVALSHA of $2"
+    exit 0
+fi
 
 args_on=(oauth2: 1 big 1 accounts "" "$now" 0 big 1 1000000 1000000)
 args_off=(oauth2: 0 big 1 accounts "" "$now" 0 big 1 1000000 1000000)
