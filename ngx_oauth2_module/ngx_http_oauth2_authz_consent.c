@@ -155,7 +155,10 @@ ngx_http_oauth2_consent_client(ngx_http_request_t *r,
 /*
  * {"consentId","status","clientId","scope","created","expires"}: status
  * "valid", or "invalid" once revoked or expired; created and expires in
- * Unix seconds, when the record has them.
+ * Unix seconds, when the record has them.  The rule is lua/consent.lua's,
+ * the one the gateway and the token endpoint decide by: a status "valid"
+ * with an "expires" that is empty, or 1 to 15 digits after now (the exp
+ * grammar of a token record).
  */
 
 static ngx_int_t
@@ -165,7 +168,7 @@ ngx_http_oauth2_consent_read(ngx_http_request_t *r,
     time_t       created, expires;
     json_t      *obj;
     ngx_str_t    f[6];
-    ngx_uint_t   i, valid;
+    ngx_uint_t   i, valid, bad;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 6) {
         goto unexpected;
@@ -192,10 +195,14 @@ ngx_http_oauth2_consent_read(ngx_http_request_t *r,
     }
 
     created = f[3].len ? ngx_atotm(f[3].data, f[3].len) : NGX_ERROR;
-    expires = f[4].len ? ngx_atotm(f[4].data, f[4].len) : NGX_ERROR;
+    bad = (ngx_oauth2_record_exp(&f[4], &expires) != NGX_OK);
 
     valid = (f[1].len == 5 && ngx_strncmp(f[1].data, "valid", 5) == 0
-             && (expires == NGX_ERROR || expires > ctx->now));
+             && !bad && (expires == 0 || expires > ctx->now));
+
+    if (bad) {
+        expires = 0;
+    }
 
     obj = json_pack("{s:s%, s:s, s:s%, s:s%}",
                     "consentId", ctx->id.data, ctx->id.len,
@@ -207,7 +214,7 @@ ngx_http_oauth2_consent_read(ngx_http_request_t *r,
         && ((created != NGX_ERROR
              && json_object_set_new(obj, "created",
                                     json_integer((json_int_t) created)) != 0)
-            || (expires != NGX_ERROR
+            || (expires != 0
                 && json_object_set_new(obj, "expires",
                                        json_integer((json_int_t) expires))
                    != 0)))

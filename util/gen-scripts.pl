@@ -21,13 +21,14 @@ my $out = "$top/ngx_oauth2_module/ngx_oauth2_scripts.h";
 
 # the scripts, in the order of NGX_OAUTH2_SCRIPT_*, and their parts
 my @scripts = (
-    [ 'lookup',    'LOOKUP',    qw(gcra gate lookup) ],
+    [ 'lookup',    'LOOKUP',    qw(gcra gate consent lookup) ],
     [ 'ratelimit', 'RATELIMIT', qw(gcra ratelimit) ],
-    [ 'jwt',       'JWT',       qw(gcra gate jwt) ],
+    [ 'jwt',       'JWT',       qw(gcra gate consent jwt) ],
     [ 'authz_put', 'AUTHZ_PUT', qw(authz_put) ],
     [ 'authz_decide', 'AUTHZ_DECIDE', qw(authz_decide) ],
-    [ 'authz_code', 'AUTHZ_CODE', qw(authz_issue authz_code) ],
-    [ 'authz_refresh', 'AUTHZ_REFRESH', qw(authz_issue authz_refresh) ],
+    [ 'authz_code', 'AUTHZ_CODE', qw(consent authz_issue authz_code) ],
+    [ 'authz_refresh', 'AUTHZ_REFRESH',
+      qw(consent authz_issue authz_refresh) ],
     [ 'authz_consent_revoke', 'AUTHZ_CONSENT_REVOKE',
       qw(authz_consent_revoke) ],
     [ 'authz_revoke', 'AUTHZ_REVOKE', qw(authz_revoke) ],

@@ -3,17 +3,13 @@
 -- behind them.
 --
 -- consent_left(prefix, consent id, now): the seconds the consent has
--- left, or nil when it is not valid (revoked, expired, gone, not a
--- hash).  A consent without "expires" is bounded by its key alone.
+-- left (consent.lua), or nil when it is not valid (revoked, expired,
+-- gone, not a hash).  A consent without "expires" is bounded by its key
+-- alone.
 local function consent_left(prefix, id, now)
-  if not id or id == '' then return nil end
-  local c = redis.pcall('HMGET', prefix .. 'consent:' .. id, 'status',
-                        'expires')
-  if c.err or c[1] ~= 'valid' then return nil end
-  local exp = tonumber(c[2] or '')
-  if not exp then return 315360000 end
-  if exp <= now then return nil end
-  return exp - now
+  local s, left = consent(prefix, id, now)
+  if s ~= 'valid' then return nil end
+  return left or 315360000
 end
 -- issue(t, now, access TTL, refresh TTL, left): KEYS[2] gets the access
 -- token's record (<prefix>token:<sha256> with client_id, scope, plan,

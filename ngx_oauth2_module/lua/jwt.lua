@@ -10,11 +10,7 @@ if ARGV[14] == '1' and redis.call('EXISTS',
                          ARGV[1] .. 'revoked:' .. ARGV[13]) == 1 then
   revoked = 1
 end
-local cs = false
-if ARGV[12] ~= '' then
-  cs = redis.pcall('HGET', ARGV[1] .. 'consent:' .. ARGV[12], 'status')
-  if type(cs) == 'table' then cs = false end
-end
+local cs = consent(ARGV[1], ARGV[12], ARGV[7])
 if revoked == 1 then return {1, cs, 0} end
 return {0, cs, limit(ARGV, 15, ARGV[9], ARGV[10], ARGV[11], ARGV[12],
                      false, false, cs)}

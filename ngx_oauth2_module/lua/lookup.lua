@@ -18,10 +18,6 @@ local ttl = -1
 if ARGV[8] == '1' and not f[6] then
   ttl = redis.call('PTTL', KEYS[1])
 end
-local cs = false
-if f[4] and f[4] ~= '' then
-  cs = redis.pcall('HGET', ARGV[1] .. 'consent:' .. f[4], 'status')
-  if type(cs) == 'table' then cs = false end
-end
+local cs = consent(ARGV[1], f[4], ARGV[7])
 return {1, ttl, f[1], f[2], f[3], f[4], f[5], f[6], cs,
         limit(ARGV, 9, f[1], f[2], f[3], f[4], f[5], f[6], cs)}
