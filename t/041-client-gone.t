@@ -9,33 +9,15 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
 use OAuth2Blocks;
-use IO::Socket::INET;
-use POSIX ();
 use Time::HiRes qw(sleep);
 
 # $n clients send a protected request and close their connection after
 # $after seconds, while Redis sleeps
 sub clients_leave {
     my ($n, $token, $after) = @_;
-    my @pids;
-    for (1 .. $n) {
-        my $pid = fork();
-        die "fork: $!" unless defined $pid;
-        if ($pid == 0) {
-            my $s = IO::Socket::INET->new(
-                PeerAddr => '127.0.0.1',
-                PeerPort => OAuth2Test::server_port(), Proto => 'tcp');
-            if ($s) {
-                print $s "GET /api HTTP/1.1\r\nHost: localhost\r\n",
-                         "Authorization: Bearer $token\r\n\r\n";
-                sleep $after;
-                close $s;
-            }
-            POSIX::_exit(0);
-        }
-        push @pids, $pid;
-    }
-    waitpid($_, 0) for @pids;
+    OAuth2Test::clients_leave($n, "GET /api HTTP/1.1\r\nHost: localhost\r\n"
+                                  . "Authorization: Bearer $token\r\n\r\n",
+                              $after);
 }
 
 my $default_http_config = <<'_EOC_';

@@ -10,13 +10,12 @@ use warnings;
 
 use Test::More;
 use File::Temp qw(tempdir);
-use IO::Socket::INET;
-use POSIX ();
 use Time::HiRes qw(time sleep);
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
 use OAuth2JWT;
+use OAuth2Nodes;
 
 my $nginx  = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my $module = $ENV{TEST_NGINX_LOAD_MODULES}
@@ -26,12 +25,6 @@ my $redis  = $ENV{TEST_NGINX_REDIS_PORT}
 
 # the lease of the hammered locations: max=10 time=1s, two nodes
 my ($MAX, $TIME, $NODES) = (10, 1, 2);
-
-sub free_port {
-    my $l = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0',
-                                  ReuseAddr => 1) or die "listen: $!";
-    return $l->sockport;
-}
 
 
 # 1. nginx -t
@@ -99,27 +92,9 @@ for my $bad (
 }
 
 
-# 2. two nodes of two workers each
+# 2. two nodes of two workers each, started below with this http block
 
-my (@nodes, @dirs);
-
-sub start_node {
-    my $port = free_port();
-    my $dir = tempdir(CLEANUP => 1);
-    mkdir "$dir/$_" for qw(conf logs tmp);
-    open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
-    print $fh <<"_CONF_";
-load_module $module;
-master_process on;
-worker_processes 2;
-daemon on;
-error_log logs/error.log info;
-pid logs/nginx.pid;
-events { worker_connections 1024; accept_mutex off; }
-http {
-    access_log off;
-    client_body_temp_path tmp;
-    proxy_temp_path tmp;
+my $http = <<"_CONF_";
     oauth2_redis 127.0.0.1:$redis;
     oauth2_consent off;
     oauth2_cache zone=tokens:1m ttl=1h;
@@ -129,97 +104,32 @@ http {
     oauth2_plan wide 10000r/s;
     oauth2_jwt_key HS256 "$OAuth2JWT::Secret";
     server {
-        listen 127.0.0.1:$port reuseport;
+        listen 127.0.0.1:\$PORT reuseport;
         location /api {
             oauth2 on;
             oauth2_rate_limit_lease on max=$MAX time=${TIME}s;
             add_header X-Status \$oauth2_status always;
-            proxy_pass http://127.0.0.1:$port/backend;
+            proxy_pass http://127.0.0.1:\$PORT/backend;
         }
         location /slow {
             oauth2 on;
             oauth2_rate_limit_lease on max=$MAX time=200ms;
-            proxy_pass http://127.0.0.1:$port/backend;
+            proxy_pass http://127.0.0.1:\$PORT/backend;
         }
         location /long {
             oauth2 on;
             oauth2_rate_limit_lease on max=$MAX time=60s;
-            proxy_pass http://127.0.0.1:$port/backend;
+            proxy_pass http://127.0.0.1:\$PORT/backend;
         }
         location /jwt {
             oauth2 on;
             oauth2_token_type jwt;
             oauth2_rate_limit_lease on max=$MAX time=${TIME}s;
-            proxy_pass http://127.0.0.1:$port/backend;
+            proxy_pass http://127.0.0.1:\$PORT/backend;
         }
         location /backend { return 200 "ok\\n"; }
     }
-}
 _CONF_
-    close $fh;
-    system("$nginx -p $dir/ -c conf/nginx.conf") == 0
-        or die "cannot start nginx in $dir";
-    push @nodes, $port;
-    push @dirs, $dir;
-}
-
-# the status; in list context, the response's head too
-sub request {
-    my ($port, $token, $path) = @_;
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                     PeerPort => $port, Proto => 'tcp',
-                                     Timeout => 5) or return 0;
-    print $sock "GET ", $path // '/api', " HTTP/1.0\r\nHost: localhost\r\n",
-                "Authorization: Bearer $token\r\n\r\n";
-    my $head = '';
-    while (my $l = <$sock>) {
-        last if $l eq "\r\n";
-        $head .= $l;
-    }
-    close $sock;
-    my $status = $head =~ m{^HTTP/1\.\d (\d{3})} ? $1 : 0;
-    return wantarray ? ($status, $head) : $status;
-}
-
-# as in t/061: (accepted, limited, other, first, last)
-sub hammer {
-    my ($token, $clients, $until, $max, $path) = @_;
-    my $out = tempdir(CLEANUP => 1);
-    my @pids;
-    for my $c (1 .. $clients) {
-        my $pid = fork();
-        die "fork: $!" unless defined $pid;
-        if ($pid == 0) {
-            my %n = (200 => 0, 429 => 0, other => 0);
-            my ($first, $last);
-            for (my $i = 0; $i < $max && time < $until; $i++) {
-                my $t = time;
-                $first //= $t;
-                my $s = request($nodes[($i + $c) % @nodes], $token, $path);
-                $last = $t;
-                $n{ exists $n{$s} ? $s : 'other' }++;
-            }
-            open my $fh, '>', "$out/$c" or POSIX::_exit(1);
-            print $fh join(' ', $n{200}, $n{429}, $n{other},
-                           $first // 0, $last // 0), "\n";
-            close $fh;
-            POSIX::_exit(0);
-        }
-        push @pids, $pid;
-    }
-    waitpid($_, 0) for @pids;
-    my ($ok, $limited, $other, $first, $last) = (0, 0, 0, undef, 0);
-    for my $c (1 .. $clients) {
-        open my $fh, '<', "$out/$c" or die "client $c left no result";
-        my @f = split ' ', scalar <$fh>;
-        $ok += $f[0];
-        $limited += $f[1];
-        $other += $f[2];
-        $first = $f[3] if $f[3] && (!defined $first || $f[3] < $first);
-        $last = $f[4] if $f[4] > $last;
-    }
-    return ($ok, $limited, $other, $first, $last);
-}
 
 # Redis's clock and a limit's TAT, in microseconds
 sub redis_now {
@@ -238,7 +148,8 @@ sub tat {
     return OAuth2Test::redis('GET', "oauth2:rl:{$client}:$plan:$count:$usec");
 }
 
-start_node() for 1 .. $NODES;
+my @nginx = OAuth2Nodes::start($NODES, $http);
+my @nodes = map { $_->port } @nginx;
 sleep 0.5;
 
 my $run = "$$-" . int(time);
@@ -251,7 +162,7 @@ my $run = "$$-" . int(time);
 
     my @got;
     for my $i (1 .. 7) {
-        push @got, scalar request($nodes[0], $token, '/slow');
+        push @got, scalar OAuth2Nodes::request($nodes[0], $token, '/slow');
         if ($i == 3) {
             # 3 counted, 12 s apart each: nothing held beyond them
             my $ahead = (tat($client, 'slow5', 5, 60000000) - redis_now())
@@ -277,7 +188,8 @@ my $early = $NODES * $MAX;
     OAuth2Test::seed_token($token, client_id => $client, plan => 'burst100');
 
     my $start = redis_now();
-    my ($ok, $limited, $other) = hammer($token, 8, time + 30, 60);
+    my ($ok, $limited, $other) =
+        OAuth2Nodes::hammer(\@nodes, $token, 8, time + 30, 60);
     is($other, 0, 'burst: every answer is a 200 or a 429');
     cmp_ok($ok, '<=', 100 + $bound_burst,
            "burst: $ok accepted, not above the limit + $bound_burst");
@@ -304,7 +216,7 @@ my $early = $NODES * $MAX;
     my $start = redis_now();
     my $ok = 0;
     for (1 .. 30) {
-        $ok++ if request($nodes[0], $token) == 200;
+        $ok++ if OAuth2Nodes::request($nodes[0], $token) == 200;
     }
     is($ok, 30, 'stopping client: 30 of 30 accepted');
     sleep 0.2;
@@ -328,7 +240,7 @@ my $early = $NODES * $MAX;
 
     my $more = 0;
     for (1 .. 90) {
-        $more++ if request($nodes[1], $token) == 200;
+        $more++ if OAuth2Nodes::request($nodes[1], $token) == 200;
     }
     # never more than the 70 left; a few fewer when one of the node's own
     # give-backs finds the TAT moved by its next take (those lapse)
@@ -345,7 +257,7 @@ my $early = $NODES * $MAX;
     OAuth2Test::seed_token($token, client_id => "lease-rate-$run",
                            plan => 'rate20');
     my ($ok, $limited, $other, $first, $last) =
-        hammer($token, 8, time + 2, 100000);
+        OAuth2Nodes::hammer(\@nodes, $token, 8, time + 2, 100000);
     my $span = $last - $first;
     my $gcra = 20 + int($span / 0.05);
 
@@ -375,14 +287,15 @@ my $LEASE_CALLS = 200;
     OAuth2Test::seed_token($token, client_id => "lease-wide-$run",
                            plan => 'wide');
     my $calls = evalsha_calls();
-    my ($ok, $limited, $other) = hammer($token, 8, time + 30, 50);
+    my ($ok, $limited, $other) =
+        OAuth2Nodes::hammer(\@nodes, $token, 8, time + 30, 50);
     $calls = evalsha_calls() - $calls;
     is($ok, 400, "under the limit: 400 of 400 accepted ($calls calls)");
     cmp_ok($calls, '<=', $LEASE_CALLS,
            "under the limit: $calls script calls for 400 requests");
 
     # the headers of a request admitted from the lease
-    my ($status, $head) = request($nodes[0], $token);
+    my ($status, $head) = OAuth2Nodes::request($nodes[0], $token);
     is($status, 200, 'under the limit: one more, from the lease');
     like($head, qr/^RateLimit-Policy: "wide";q=10000;w=1\r$/m,
          'lease: RateLimit-Policy');
@@ -398,7 +311,8 @@ my $LEASE_CALLS = 200;
     my $jwt = OAuth2JWT::sign('HS256', { client_id => "lease-jwt-$run",
                                          plan => 'wide' });
     my $calls = evalsha_calls();
-    my ($ok, $limited, $other) = hammer($jwt, 8, time + 30, 50, '/jwt');
+    my ($ok, $limited, $other) =
+        OAuth2Nodes::hammer(\@nodes, $jwt, 8, time + 30, 50, '/jwt');
     $calls = evalsha_calls() - $calls;
     is($ok, 400, "JWT: 400 of 400 accepted ($calls calls)");
     cmp_ok($calls, '<=', $LEASE_CALLS,
@@ -412,10 +326,11 @@ my $LEASE_CALLS = 200;
     my $tok = "tok-share-$run";
     OAuth2Test::seed_token($tok, client_id => "lease-share-$run",
                            plan => 'wide');
-    request($nodes[0], $tok, '/long') for 1 .. 12;
+    OAuth2Nodes::request($nodes[0], $tok, '/long') for 1 .. 12;
     sleep 1.3;
     my $calls = evalsha_calls();
-    my @s = map { scalar request($nodes[0], $tok, '/slow') } 1 .. 3;
+    my @s = map { scalar OAuth2Nodes::request($nodes[0], $tok, '/slow') }
+                1 .. 3;
     $calls = evalsha_calls() - $calls;
     is("@s", '200 200 200', 'shared plan: /slow answered');
     cmp_ok($calls, '>=', 1,
@@ -487,12 +402,12 @@ my $LEASE_CALLS = 200;
         my $t = "tok-idle-$run-$i";
         OAuth2Test::seed_token($t, client_id => "lease-idle-$run-$i",
                                plan => 'burst100');
-        request($nodes[1], $t) for 1 .. 2;
+        OAuth2Nodes::request($nodes[1], $t) for 1 .. 2;
     }
     my $client = "lease-swept-$run";
     my $tok = "tok-swept-$run";
     OAuth2Test::seed_token($tok, client_id => $client, plan => 'burst100');
-    my $ok = grep { request($nodes[1], $tok) == 200 } 1 .. 30;
+    my $ok = grep { OAuth2Nodes::request($nodes[1], $tok) == 200 } 1 .. 30;
     my $counted = sub {
         my $v = tat($client, 'burst100', 100, 3600000000) // 0;
         return ($v - redis_now()) / 36e6;
@@ -506,16 +421,13 @@ my $LEASE_CALLS = 200;
            'sweep: the ended lease was given back behind 300 idle clients');
 }
 
-for my $dir (@dirs) {
-    open my $fh, '<', "$dir/logs/error.log" or next;
-    my @bad = grep { /\[(alert|crit|emerg)\]|lease: unexpected/ } <$fh>;
-    is(scalar(@bad), 0, "no alert, crit or emerg in $dir") or diag @bad;
+for my $n (@nginx) {
+    my @bad = grep { /\[(alert|crit|emerg)\]|lease: unexpected/ }
+              $n->error_log;
+    is(scalar(@bad), 0, 'no alert, crit or emerg in ' . $n->dir)
+        or diag @bad;
 }
 
-END {
-    for my $dir (@dirs) {
-        system("$nginx -p $dir/ -c conf/nginx.conf -s stop 2>/dev/null");
-    }
-}
+END { $_->stop for @nginx }
 
 done_testing();

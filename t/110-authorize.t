@@ -42,12 +42,7 @@ _EOC_
 OAuth2Blocks::defaults(
     http_config => "oauth2_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT;\n",
     config => $default_config,
-);
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    return if defined $block->init;
-    $block->set_value('init', <<'_I_');
+    init => <<'_I_',
 OAuth2Authz::seed_client('tpp-a', 's3cret-a', name => 'TPP "A" Ltd');
 OAuth2Authz::seed_client('tpp-two', 's3cret-two',
     redirect_uris => 'https://tpp.example/cb https://tpp.example/cb2');
@@ -57,7 +52,7 @@ OAuth2Authz::seed_client('tpp-off', 's3cret-off', subscribed => '0');
 OAuth2Authz::seed_client('tpp-cc', 's3cret-cc',
     grant_types => 'client_credentials');
 _I_
-});
+);
 
 no_shuffle();
 run_tests();

@@ -38,6 +38,14 @@ _EOC_
 OAuth2Blocks::defaults(
     http_config => "oauth2_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT;\n",
     config => $default_config,
+    init => <<'_I_',
+OAuth2Authz::seed_client('tpp-t', 's3cret-t');
+OAuth2Authz::seed_client('tpp-t2', 's3cret-t2');
+OAuth2Authz::seed_client('tpp-off', 's3cret-off', subscribed => '0');
+OAuth2Authz::seed_client('tpp-cc', 's3cret-cc',
+    grant_types => 'client_credentials', scopes => 'accounts reports');
+OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
+_I_
     more => sub {
         my $block = shift;
         if (!defined $block->response_headers && $block->error_code
@@ -51,19 +59,6 @@ _H_
         }
     },
 );
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    return if defined $block->init;
-    $block->set_value('init', <<'_I_');
-OAuth2Authz::seed_client('tpp-t', 's3cret-t');
-OAuth2Authz::seed_client('tpp-t2', 's3cret-t2');
-OAuth2Authz::seed_client('tpp-off', 's3cret-off', subscribed => '0');
-OAuth2Authz::seed_client('tpp-cc', 's3cret-cc',
-    grant_types => 'client_credentials', scopes => 'accounts reports');
-OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
-_I_
-});
 
 no_shuffle();
 run_tests();

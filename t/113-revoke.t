@@ -35,16 +35,11 @@ _EOC_
 OAuth2Blocks::defaults(
     http_config => "oauth2_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT;\n",
     config => $default_config,
-);
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    return if defined $block->init;
-    $block->set_value('init', <<'_I_');
+    init => <<'_I_',
 OAuth2Authz::seed_client('tpp-r', 's3cret-r');
 OAuth2Authz::seed_client('tpp-r2', 's3cret-r2');
 _I_
-});
+);
 
 no_shuffle();
 run_tests();

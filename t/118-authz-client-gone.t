@@ -10,32 +10,7 @@ use lib "$FindBin::Bin/lib";
 use OAuth2Test;
 use OAuth2Blocks;
 use OAuth2Authz;
-use IO::Socket::INET;
-use POSIX ();
 use Time::HiRes qw(sleep);
-
-# $n clients send $request and close their connection after $after s
-sub clients_leave {
-    my ($n, $request, $after) = @_;
-    my @pids;
-    for (1 .. $n) {
-        my $pid = fork();
-        die "fork: $!" unless defined $pid;
-        if ($pid == 0) {
-            my $s = IO::Socket::INET->new(
-                PeerAddr => '127.0.0.1',
-                PeerPort => OAuth2Test::server_port(), Proto => 'tcp');
-            if ($s) {
-                print $s $request;
-                sleep $after;
-                close $s;
-            }
-            POSIX::_exit(0);
-        }
-        push @pids, $pid;
-    }
-    waitpid($_, 0) for @pids;
-}
 
 our $Auth = OAuth2Authz::basic('tpp-g', 's3cret-g');
 
@@ -73,7 +48,7 @@ __DATA__
 OAuth2Authz::seed_client('tpp-g', 's3cret-g',
                          grant_types => 'client_credentials');
 my $sleeper = OAuth2Test::sleep_redis(1);
-main::clients_leave(5, $::Post, 0.3);
+OAuth2Test::clients_leave(5, $::Post, 0.3);
 waitpid($sleeper, 0);
 Time::HiRes::sleep(0.2);
 --- request
@@ -93,7 +68,7 @@ client prematurely closed connection
 --- init
 OAuth2Authz::seed_client('tpp-g', 's3cret-g');
 my $sleeper = OAuth2Test::sleep_redis(1);
-main::clients_leave(5, "GET /oauth2/authorize?response_type=code&client_id=tpp-g HTTP/1.1\r\nHost: localhost\r\n\r\n", 0.3);
+OAuth2Test::clients_leave(5, "GET /oauth2/authorize?response_type=code&client_id=tpp-g HTTP/1.1\r\nHost: localhost\r\n\r\n", 0.3);
 waitpid($sleeper, 0);
 Time::HiRes::sleep(0.2);
 --- request
@@ -106,7 +81,7 @@ GET /oauth2/authorize?client_id=nobody
 --- init
 OAuth2Authz::seed_client('tpp-g', 's3cret-g');
 my $sleeper = OAuth2Test::sleep_redis(1);
-main::clients_leave(5, "GET /consents/c-1 HTTP/1.1\r\nHost: localhost\r\n$::Auth\r\n\r\n", 0.3);
+OAuth2Test::clients_leave(5, "GET /consents/c-1 HTTP/1.1\r\nHost: localhost\r\n$::Auth\r\n\r\n", 0.3);
 waitpid($sleeper, 0);
 Time::HiRes::sleep(0.2);
 --- request
@@ -122,7 +97,7 @@ $::Auth
 OAuth2Authz::seed_client('tpp-g', 's3cret-g',
                          grant_types => 'client_credentials');
 (my $half = $::Post) =~ s/grant_type=client_credentials$/grant_type=/;
-main::clients_leave(3, $half, 0.2);
+OAuth2Test::clients_leave(3, $half, 0.2);
 --- request
 POST /oauth2/token
 grant_type=client_credentials

@@ -11,6 +11,7 @@ package OAuth2Blocks;
 #       config      => $locations,
 #       request     => "GET /api\n",
 #       error_code  => 401,
+#       init        => "OAuth2Authz::seed_client('c', 's');\n",
 #       more        => sub { my $block = shift; ... },
 #   );
 

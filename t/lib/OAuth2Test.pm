@@ -207,6 +207,31 @@ sub http_get_background {
     return $pid;
 }
 
+# $n clients, each in a child process, send $request (raw bytes) to the
+# nginx under test and close their connection after $after seconds;
+# returns when all of them have.
+sub clients_leave {
+    my ($n, $request, $after) = @_;
+    my @pids;
+    for (1 .. $n) {
+        my $pid = fork();
+        die "fork: $!" unless defined $pid;
+        if ($pid == 0) {
+            my $s = IO::Socket::INET->new(
+                PeerAddr => '127.0.0.1',
+                PeerPort => server_port(), Proto => 'tcp');
+            if ($s) {
+                print $s $request;
+                sleep $after;
+                close $s;
+            }
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    waitpid($_, 0) for @pids;
+}
+
 # Runs redis-side DEBUG SLEEP in the background (the redis server of the
 # run is started with enable-debug-command local).
 sub sleep_redis {
