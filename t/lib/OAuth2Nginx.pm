@@ -160,8 +160,12 @@ sub stop {
     $self->signal('stop');
     if ($pid) {
         chomp $pid;
+        # gone, or a zombie its new parent has not reaped yet (nginx
+        # daemonized: the container's init may take a second or two)
         for (1 .. 100) {
             last unless kill 0, $pid;
+            my $stat = do { open my $f, '<', "/proc/$pid/stat"; <$f> };
+            last if !defined $stat || $stat =~ /^\d+ \(.*\) Z/s;
             sleep 0.05;
         }
     }
