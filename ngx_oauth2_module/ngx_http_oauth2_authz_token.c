@@ -441,19 +441,23 @@ ngx_http_oauth2_token_code(ngx_http_request_t *r,
 
     ngx_str_null(&challenge);
 
+    /*
+     * A code of a shape no code has is an unknown code.  A redirect_uri
+     * or a code_verifier of any shape (the form's own checks passed: text,
+     * no control characters) goes to the script, which compares them with
+     * the authorization request's and spends the code when they differ,
+     * as for any other mismatch: the first request that names a code
+     * spends it.
+     */
+
     if (!ngx_http_oauth2_authz_valid(NGX_HTTP_OAUTH2_G_HANDLE,
-                                     &v[NGX_HTTP_OAUTH2_P_CODE])
-        || (v[NGX_HTTP_OAUTH2_P_REDIRECT_URI].len
-            && !ngx_http_oauth2_authz_valid(NGX_HTTP_OAUTH2_G_REDIRECT_URI,
-                                            &v[NGX_HTTP_OAUTH2_P_REDIRECT_URI]))
-        || (v[NGX_HTTP_OAUTH2_P_CODE_VERIFIER].len
-            && !ngx_http_oauth2_authz_valid(NGX_HTTP_OAUTH2_G_PKCE,
-                                          &v[NGX_HTTP_OAUTH2_P_CODE_VERIFIER])))
+                                     &v[NGX_HTTP_OAUTH2_P_CODE]))
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth2: authorization_code with an invalid code, "
-                      "redirect_uri or code_verifier");
-        return ngx_http_oauth2_token_error(r, alcf, NGX_HTTP_OAUTH2_TE_INPUT);
+                      "oauth2: authorization_code grant of client \"%V\" "
+                      "with a code that no code can be (unknown)",
+                      &ctx->client.id);
+        return ngx_http_oauth2_token_error(r, alcf, NGX_HTTP_OAUTH2_TE_CODE);
     }
 
     if (v[NGX_HTTP_OAUTH2_P_CODE_VERIFIER].len
@@ -521,9 +525,11 @@ ngx_http_oauth2_token_refresh(ngx_http_request_t *r,
                                      &v[NGX_HTTP_OAUTH2_P_REFRESH_TOKEN]))
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth2: refresh_token grant with an invalid "
-                      "refresh_token");
-        return ngx_http_oauth2_token_error(r, alcf, NGX_HTTP_OAUTH2_TE_INPUT);
+                      "oauth2: refresh_token grant of client \"%V\" with a "
+                      "refresh_token that no token can be (unknown)",
+                      &ctx->client.id);
+        return ngx_http_oauth2_token_error(r, alcf,
+                                           NGX_HTTP_OAUTH2_TE_REFRESH);
     }
 
     if (v[NGX_HTTP_OAUTH2_P_SCOPE].len

@@ -787,31 +787,99 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 51: a redirect_uri with a fragment: 400 unknown
+=== TEST 51: a redirect_uri with a fragment: 400 invalid_grant, not the authorize request's
+--- init
+OAuth2Authz::seed_client('tpp-t', 's3cret-t');
+OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
+OAuth2Authz::seed_code('code-t51', client_id => 'tpp-t', consent_id => 'c-t');
 --- request eval
 "POST /oauth2/token
-grant_type=authorization_code&code=abc&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb%23frag&code_verifier=$::V"
+grant_type=authorization_code&code=code-t51&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb%23frag&code_verifier=$::V"
 --- more_headers eval
 $::Form . $::Auth
 --- error_code: 400
 --- response_body chomp
-{"error":"unknown"}
+{"error":"invalid_grant"}
+--- error_log
+redirect_uri is not the authorization request's
 
 
 
-=== TEST 52: a code_verifier that is not 43 to 128 unreserved characters: 400 unknown
+=== TEST 52: a code_verifier that is not 43 to 128 unreserved characters: 400 invalid_grant, it does not match
+--- init
+OAuth2Authz::seed_client('tpp-t', 's3cret-t');
+OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
+OAuth2Authz::seed_code('code-t52', client_id => 'tpp-t', consent_id => 'c-t');
 --- request
 POST /oauth2/token
-grant_type=authorization_code&code=abc&code_verifier=short
+grant_type=authorization_code&code=code-t52&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb&code_verifier=short
 --- more_headers eval
 $::Form . $::Auth
 --- error_code: 400
 --- response_body chomp
-{"error":"unknown"}
+{"error":"invalid_grant"}
+--- error_log
+code_verifier does not match the code_challenge
 
 
 
-=== TEST 53: a body over 16k: 413 invalid_request, not read
+=== TEST 53: ... and the code is spent: the right verifier now gets 400 invalid_grant
+--- request eval
+"POST /oauth2/token
+grant_type=authorization_code&code=code-t52&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb&code_verifier=$::V"
+--- more_headers eval
+$::Form . $::Auth
+--- error_code: 400
+--- response_body chomp
+{"error":"invalid_grant"}
+--- error_log
+unknown, expired or used code
+
+
+
+=== TEST 54: a code no code can be (a space, over 512 bytes): 400 invalid_grant
+--- request eval
+"POST /oauth2/token
+grant_type=authorization_code&code=" . ('c' x 513) . "&code_verifier=$::V"
+--- more_headers eval
+$::Form . $::Auth
+--- error_code: 400
+--- response_body chomp
+{"error":"invalid_grant"}
+--- error_log
+with a code that no code can be (unknown)
+
+
+
+=== TEST 55: a code with a space: 400 invalid_grant
+--- request eval
+"POST /oauth2/token
+grant_type=authorization_code&code=a+b&code_verifier=$::V"
+--- more_headers eval
+$::Form . $::Auth
+--- error_code: 400
+--- response_body chomp
+{"error":"invalid_grant"}
+--- error_log
+with a code that no code can be (unknown)
+
+
+
+=== TEST 56: a refresh token no token can be: 401 invalid_grant
+--- request eval
+"POST /oauth2/token
+grant_type=refresh_token&refresh_token=" . ('r' x 600)
+--- more_headers eval
+$::Form . $::Auth
+--- error_code: 401
+--- response_body chomp
+{"error":"invalid_grant"}
+--- error_log
+with a refresh_token that no token can be (unknown)
+
+
+
+=== TEST 57: a body over 16k: 413 invalid_request, not read
 --- request eval
 "POST /oauth2/token
 grant_type=client_credentials&x=" . ('a' x 17000)
@@ -825,7 +893,7 @@ qr/oauth2: a request body of 17032 bytes refused, (8192|16384) at most/
 
 
 
-=== TEST 54: a body over client_max_body_size (1m by default): the same JSON 413, not nginx's page
+=== TEST 58: a body over client_max_body_size (1m by default): the same JSON 413, not nginx's page
 --- request eval
 "POST /oauth2/token
 grant_type=client_credentials&x=" . ('a' x 2000000)
@@ -843,7 +911,7 @@ client intended to send too large body
 
 
 
-=== TEST 55: client_max_body_size smaller than the endpoint's own limit: it counts, the JSON 413
+=== TEST 59: client_max_body_size smaller than the endpoint's own limit: it counts, the JSON 413
 --- config
     location = /oauth2/token {
         client_max_body_size 100;
@@ -862,7 +930,7 @@ qr/oauth2: a request body of 232 bytes refused, 100 at most/
 
 
 
-=== TEST 56: a chunked body: 411 invalid_request
+=== TEST 60: a chunked body: 411 invalid_request
 --- raw_request eval
 "POST /oauth2/token HTTP/1.1\r
 Host: localhost\r
@@ -882,7 +950,7 @@ grant_type=client_credentials\r
 
 
 
-=== TEST 57: GET: 405, Allow: POST
+=== TEST 61: GET: 405, Allow: POST
 --- request
 GET /oauth2/token?grant_type=client_credentials
 --- more_headers eval
@@ -896,7 +964,7 @@ Content-Type: application/json
 
 
 
-=== TEST 58: client_secret_post where only Basic is allowed: 401 invalid_client
+=== TEST 62: client_secret_post where only Basic is allowed: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -910,7 +978,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 59: client_secret_post where oauth2_token_client_auth allows it: 200
+=== TEST 63: client_secret_post where oauth2_token_client_auth allows it: 200
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -922,7 +990,7 @@ qr/"token_type":"Bearer"/
 
 
 
-=== TEST 60: client_secret_post with a wrong secret: 401 invalid_client
+=== TEST 64: client_secret_post with a wrong secret: 401 invalid_client
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=nope
@@ -934,7 +1002,7 @@ $::Form
 
 
 
-=== TEST 61: both Basic and client_secret_post: 400 invalid_request
+=== TEST 65: both Basic and client_secret_post: 400 invalid_request
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -946,7 +1014,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 62: a client_id in the form that is not the header's: 400 invalid_request
+=== TEST 66: a client_id in the form that is not the header's: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=client_credentials&client_id=tpp-t
@@ -958,7 +1026,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 63: Basic credentials are form-urlencoded (RFC 6749 2.3.1)
+=== TEST 67: Basic credentials are form-urlencoded (RFC 6749 2.3.1)
 --- init
 OAuth2Authz::seed_client('tpp:c/1', 'pa ss:w%rd',
                          grant_types => 'client_credentials',
@@ -974,7 +1042,7 @@ qr/"scope":"reports"/
 
 
 
-=== TEST 64: Redis down: 503 temporarily_unavailable, Retry-After
+=== TEST 68: Redis down: 503 temporarily_unavailable, Retry-After
 --- http_config
 oauth2_redis 127.0.0.1:$TEST_NGINX_DEAD_PORT;
 --- init
@@ -993,7 +1061,7 @@ Retry-After: 1
 
 
 
-=== TEST 65: an access token shorter lived: oauth2_access_token_ttl
+=== TEST 69: an access token shorter lived: oauth2_access_token_ttl
 --- request
 POST /short/token
 grant_type=client_credentials
