@@ -469,10 +469,19 @@ ngx_http_oauth2_token_code(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    a = ngx_palloc(r->pool, 12 * sizeof(ngx_str_t));
+    a = ngx_palloc(r->pool, 13 * sizeof(ngx_str_t));
     if (a == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    /* the oldest code this location redeems: its own oauth2_code_ttl */
+
+    a[12].data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (a[12].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    a[12].len = ngx_sprintf(a[12].data, "%T", alcf->code_ttl) - a[12].data;
 
     ctx->code = v[NGX_HTTP_OAUTH2_P_CODE];
 
@@ -493,7 +502,7 @@ ngx_http_oauth2_token_code(ngx_http_request_t *r,
     a[11] = ctx->jti;
 
     return ngx_http_oauth2_authz_call(r, ctx, NGX_OAUTH2_SCRIPT_AUTHZ_CODE,
-                                      a, 12, 3,
+                                      a, 13, 3,
                                       ngx_http_oauth2_token_issued);
 }
 

@@ -531,7 +531,7 @@ static char  ngx_oauth2_script_authz_put[] =
 /* authz_decide.lua */
 
 #define NGX_OAUTH2_SCRIPT_AUTHZ_DECIDE_SHA1                                   \
-    "df77657e0adf0913323a28315ab6b8cb35e9d39d"
+    "ea6a28b8891cde93baf8937bb63538b2a6dd83ce"
 
 static char  ngx_oauth2_script_authz_decide[] =
     "-- The user's decision on a pending authorization request, reported by\n"
@@ -569,7 +569,7 @@ static char  ngx_oauth2_script_authz_decide[] =
     "  redis.call('HSET', KEYS[3], 'client_id', f[1], 'redirect_uri', f[2],\n"
     "             'redirect_given', f[3] or '0',\n"
     "             'code_challenge', f[6] or '', 'scope', scope,\n"
-    "             'consent_id', ARGV[4], 'sub', ARGV[2])\n"
+    "             'consent_id', ARGV[4], 'sub', ARGV[2], 'created', ARGV[5])\n"
     "  redis.call('EXPIRE', KEYS[3], ARGV[8])\n"
     "end\n"
     "return {1, f[2], f[5] or '', f[1]}\n";
@@ -578,7 +578,7 @@ static char  ngx_oauth2_script_authz_decide[] =
 /* consent.lua + authz_issue.lua + authz_code.lua */
 
 #define NGX_OAUTH2_SCRIPT_AUTHZ_CODE_SHA1                                     \
-    "d3ee6f34de551e164b65131e7e634c9567ad6a0c"
+    "461850bcc6aeb3807ffd416dbb97d2223c6a050e"
 
 static char  ngx_oauth2_script_authz_code[] =
     "-- The consent behind a token, as the gateway (lookup.lua, jwt.lua) and\n"
@@ -656,13 +656,21 @@ static char  ngx_oauth2_script_authz_code[] =
     "-- the new refresh token's, <prefix>refresh:<sha256>.\n"
     "-- ARGV: prefix, client_id, redirect_uri ('' when not sent), the PKCE\n"
     "-- challenge of code_verifier ('' when not sent), plan, now, access\n"
-    "-- token TTL, refresh token TTL, jti ('' for an opaque token).\n"
+    "-- token TTL, refresh token TTL, jti ('' for an opaque token), the\n"
+    "-- oauth2_code_ttl of the token endpoint's location (seconds): a code\n"
+    "-- created that long ago or longer is expired there, whatever its key's\n"
+    "-- TTL (the decision's oauth2_code_ttl) says.\n"
     "-- Returns {0, why} when the grant is invalid, else issue()'s reply.\n"
     "local f = redis.call('HMGET', KEYS[1], 'client_id', 'redirect_uri',\n"
     "                     'redirect_given', 'code_challenge', 'scope',\n"
-    "                     'consent_id', 'sub')\n"
+    "                     'consent_id', 'sub', 'created')\n"
     "if not f[1] then return {0, 'unknown, expired or used code'} end\n"
     "redis.call('DEL', KEYS[1])\n"
+    "local now = tonumber(ARGV[6])\n"
+    "local created = tonumber(f[8] or '')\n"
+    "if created and now - created >= tonumber(ARGV[10]) then\n"
+    "  return {0, 'code older than oauth2_code_ttl'}\n"
+    "end\n"
     "if f[1] ~= ARGV[2] then return {0, 'code of another client'} end\n"
     "if (f[3] == '1' or ARGV[3] ~= '') and ARGV[3] ~= f[2] then\n"
     "  return {0, 'redirect_uri is not the authorization request\\'s'}\n"
@@ -670,7 +678,6 @@ static char  ngx_oauth2_script_authz_code[] =
     "if (f[4] or '') ~= ARGV[4] then\n"
     "  return {0, 'code_verifier does not match the code_challenge'}\n"
     "end\n"
-    "local now = tonumber(ARGV[6])\n"
     "local left = consent_left(ARGV[1], f[6], now)\n"
     "if not left then return {0, 'consent is not valid'} end\n"
     "return issue({client_id = f[1], scope = f[5] or '',\n"

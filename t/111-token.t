@@ -33,6 +33,10 @@ my $default_config = <<'_EOC_';
         oauth2_access_token_ttl 2s;
         oauth2_refresh_token_ttl 1h;
     }
+    location = /quick/token {
+        oauth2_token;
+        oauth2_code_ttl 2s;
+    }
 _EOC_
 
 OAuth2Blocks::defaults(
@@ -131,7 +135,63 @@ $::Form . $::Auth
 
 
 
-=== TEST 5: a code issued to another client: 400 invalid_grant, and it is spent
+=== TEST 5: a code created oauth2_code_ttl ago, its key still there: 400 invalid_grant
+--- init
+OAuth2Authz::seed_client('tpp-t', 's3cret-t');
+OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
+OAuth2Authz::seed_code('code-t4b', client_id => 'tpp-t', consent_id => 'c-t',
+                       created => time - 300);
+--- request eval
+"POST /oauth2/token
+grant_type=authorization_code&code=code-t4b&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb&code_verifier=$::V"
+--- more_headers eval
+$::Form . $::Auth
+--- error_code: 400
+--- response_body chomp
+{"error":"invalid_grant"}
+--- error_log
+code older than oauth2_code_ttl
+
+
+
+=== TEST 6: oauth2_code_ttl on the token endpoint's location: the oldest code it redeems
+--- init
+OAuth2Authz::seed_client('tpp-t', 's3cret-t');
+OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
+OAuth2Authz::seed_code('code-t4c', client_id => 'tpp-t', consent_id => 'c-t',
+                       created => time - 3);
+--- request eval
+"POST /quick/token
+grant_type=authorization_code&code=code-t4c&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb&code_verifier=$::V"
+--- more_headers eval
+$::Form . $::Auth
+--- error_code: 400
+--- response_body chomp
+{"error":"invalid_grant"}
+--- error_log
+code older than oauth2_code_ttl
+
+
+
+=== TEST 7: ... and a younger one it redeems: 200
+--- init
+OAuth2Authz::seed_client('tpp-t', 's3cret-t');
+OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
+OAuth2Authz::seed_code('code-t4d', client_id => 'tpp-t', consent_id => 'c-t',
+                       created => time);
+--- request eval
+"POST /quick/token
+grant_type=authorization_code&code=code-t4d&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb&code_verifier=$::V"
+--- more_headers eval
+$::Form . $::Auth
+--- error_code: 200
+--- response_headers
+Content-Type: application/json
+--- response_body_like: "access_token"
+
+
+
+=== TEST 8: a code issued to another client: 400 invalid_grant, and it is spent
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_client('tpp-t2', 's3cret-t2');
@@ -150,7 +210,7 @@ code of another client
 
 
 
-=== TEST 6: redirect_uri other than the authorize request's: 400 invalid_grant
+=== TEST 9: redirect_uri other than the authorize request's: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -168,7 +228,7 @@ redirect_uri is not the authorization request's
 
 
 
-=== TEST 7: redirect_uri missing when the authorize request had one: 400 invalid_grant
+=== TEST 10: redirect_uri missing when the authorize request had one: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -184,7 +244,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 8: a code_verifier that does not match: 400 invalid_grant
+=== TEST 11: a code_verifier that does not match: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -202,7 +262,7 @@ code_verifier does not match the code_challenge
 
 
 
-=== TEST 9: no code_verifier for a code with a challenge: 400 invalid_grant
+=== TEST 12: no code_verifier for a code with a challenge: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -218,7 +278,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 10: a code_verifier for a code without a challenge: 400 invalid_grant
+=== TEST 13: a code_verifier for a code without a challenge: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -235,7 +295,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 11: a code whose consent was revoked meanwhile: 400 invalid_grant
+=== TEST 14: a code whose consent was revoked meanwhile: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t11', client_id => 'tpp-t', status => 'revoked');
@@ -254,7 +314,7 @@ consent is not valid
 
 
 
-=== TEST 12: authorization_code without a code: 400 invalid_request
+=== TEST 15: authorization_code without a code: 400 invalid_request
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code_verifier=$::V"
@@ -266,7 +326,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 13: a refresh_token with grant_type=authorization_code: 400 invalid_request
+=== TEST 16: a refresh_token with grant_type=authorization_code: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=authorization_code&refresh_token=abc
@@ -278,7 +338,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 14: both code and refresh_token: 400 invalid_request
+=== TEST 17: both code and refresh_token: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc&refresh_token=abc
@@ -290,7 +350,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 15: both, with grant_type=refresh_token: 400 invalid_request
+=== TEST 18: both, with grant_type=refresh_token: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=refresh_token&code=abc&refresh_token=abc
@@ -302,7 +362,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 16: refresh_token grant without a refresh_token: 400 invalid_request
+=== TEST 19: refresh_token grant without a refresh_token: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=refresh_token
@@ -314,7 +374,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 17: an unknown grant_type: 400 unknown (the guide's name)
+=== TEST 20: an unknown grant_type: 400 unknown (the guide's name)
 --- request
 POST /oauth2/token
 grant_type=password&username=a&password=b
@@ -326,7 +386,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 18: oauth2_token_errors rfc6749: unsupported_grant_type
+=== TEST 21: oauth2_token_errors rfc6749: unsupported_grant_type
 --- request
 POST /rfc/token
 grant_type=password&username=a&password=b
@@ -338,7 +398,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 19: no grant_type: 400 unknown
+=== TEST 22: no grant_type: 400 unknown
 --- request
 POST /oauth2/token
 code=abc
@@ -350,7 +410,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 20: no grant_type, rfc6749: 400 invalid_request
+=== TEST 23: no grant_type, rfc6749: 400 invalid_request
 --- request
 POST /rfc/token
 code=abc
@@ -362,7 +422,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 21: no Authorization header: 401 invalid_client, WWW-Authenticate Basic
+=== TEST 24: no Authorization header: 401 invalid_client, WWW-Authenticate Basic
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -379,7 +439,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 22: a malformed Authorization header: 401 invalid_client
+=== TEST 25: a malformed Authorization header: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -395,7 +455,7 @@ malformed Authorization header
 
 
 
-=== TEST 23: Basic without a colon: 401 invalid_client
+=== TEST 26: Basic without a colon: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -409,7 +469,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 24: a Bearer header instead of Basic: 401 invalid_client
+=== TEST 27: a Bearer header instead of Basic: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -423,7 +483,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 25: a wrong secret: 401 invalid_client, the secret not logged
+=== TEST 28: a wrong secret: 401 invalid_client, the secret not logged
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -442,7 +502,7 @@ Not-The-Secret-42
 
 
 
-=== TEST 26: an unknown client: 401 invalid_client
+=== TEST 29: an unknown client: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -458,7 +518,7 @@ oauth2: client "nobody" is unknown
 
 
 
-=== TEST 27: a client that is not subscribed: 401 invalid_client
+=== TEST 30: a client that is not subscribed: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=client_credentials
@@ -472,7 +532,7 @@ oauth2: client "tpp-off" is not subscribed
 
 
 
-=== TEST 28: refresh_token: 200, a new pair
+=== TEST 31: refresh_token: 200, a new pair
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -492,7 +552,7 @@ qr/^\{"access_token":"$::Token","token_type":"Bearer","expires_in":3600,"refresh
 
 
 
-=== TEST 29: the same refresh token again: 401 invalid_grant (rotated)
+=== TEST 32: the same refresh token again: 401 invalid_grant (rotated)
 --- init
 --- request
 POST /oauth2/token
@@ -505,7 +565,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 30: an unknown refresh token: 401 invalid_grant
+=== TEST 33: an unknown refresh token: 401 invalid_grant
 --- request
 POST /oauth2/token
 grant_type=refresh_token&refresh_token=no-such-token
@@ -519,7 +579,7 @@ qr/refresh token [0-9a-f]{6}: unknown, expired or used refresh token/
 
 
 
-=== TEST 31: an expired refresh token: 401 invalid_grant
+=== TEST 34: an expired refresh token: 401 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -538,7 +598,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 32: a refresh whose consent was revoked: 401 invalid_grant
+=== TEST 35: a refresh whose consent was revoked: 401 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t32', client_id => 'tpp-t', status => 'revoked');
@@ -557,7 +617,7 @@ consent is not valid
 
 
 
-=== TEST 33: a refresh whose consent expired: 401 invalid_grant
+=== TEST 36: a refresh whose consent expired: 401 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t33', client_id => 'tpp-t',
@@ -575,7 +635,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 34: another client's refresh token: 401 invalid_grant
+=== TEST 37: another client's refresh token: 401 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t2', 's3cret-t2');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -591,7 +651,7 @@ $::Form . OAuth2Authz::basic('tpp-t2', 's3cret-t2')
 
 
 
-=== TEST 35: rfc6749: invalid_grant of a refresh is a 400
+=== TEST 38: rfc6749: invalid_grant of a refresh is a 400
 --- request
 POST /rfc/token
 grant_type=refresh_token&refresh_token=no-such-token
@@ -603,7 +663,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 36: a refresh with a scope beyond the grant's: 400 invalid_scope
+=== TEST 39: a refresh with a scope beyond the grant's: 400 invalid_scope
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -619,7 +679,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 37: client_credentials for a client whose record allows it: 200, no refresh token, no consent
+=== TEST 40: client_credentials for a client whose record allows it: 200, no refresh token, no consent
 --- request
 POST /oauth2/token
 grant_type=client_credentials&scope=reports
@@ -631,7 +691,7 @@ qr/^\{"access_token":"$::Token","token_type":"Bearer","expires_in":3600,"scope":
 
 
 
-=== TEST 38: client_credentials without a scope: the client's scopes
+=== TEST 41: client_credentials without a scope: the client's scopes
 --- request
 POST /oauth2/token
 grant_type=client_credentials
@@ -643,7 +703,7 @@ qr/"scope":"accounts reports"\}\z/
 
 
 
-=== TEST 39: client_credentials for a client whose record does not allow it: 400 unauthorized_client
+=== TEST 42: client_credentials for a client whose record does not allow it: 400 unauthorized_client
 --- request
 POST /oauth2/token
 grant_type=client_credentials
@@ -655,7 +715,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 40: client_credentials with a scope the client does not have: 400 invalid_scope
+=== TEST 43: client_credentials with a scope the client does not have: 400 invalid_scope
 --- request
 POST /oauth2/token
 grant_type=client_credentials&scope=payments
@@ -667,7 +727,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 41: a client without authorization_code in grant_types: 400 unauthorized_client
+=== TEST 44: a client without authorization_code in grant_types: 400 unauthorized_client
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -679,7 +739,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 42: a Content-Type other than a form: 400 unknown
+=== TEST 45: a Content-Type other than a form: 400 unknown
 --- request
 POST /oauth2/token
 {"grant_type":"client_credentials"}
@@ -691,7 +751,7 @@ POST /oauth2/token
 
 
 
-=== TEST 43: no Content-Type: 400 unknown
+=== TEST 46: no Content-Type: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials
@@ -703,7 +763,7 @@ OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 44: the form's Content-Type with a charset: fine
+=== TEST 47: the form's Content-Type with a charset: fine
 --- request
 POST /oauth2/token
 grant_type=client_credentials
@@ -715,7 +775,7 @@ qr/"token_type":"Bearer"/
 
 
 
-=== TEST 45: a duplicated parameter: 400 unknown
+=== TEST 48: a duplicated parameter: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials&grant_type=client_credentials
@@ -727,7 +787,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 46: a duplicated parameter, rfc6749: 400 invalid_request
+=== TEST 49: a duplicated parameter, rfc6749: 400 invalid_request
 --- request
 POST /rfc/token
 grant_type=client_credentials&scope=reports&scope=accounts
@@ -739,7 +799,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 47: a parameter that is not UTF-8: 400 unknown
+=== TEST 50: a parameter that is not UTF-8: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials&scope=reports%C3%28
@@ -751,7 +811,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 48: an unknown parameter that is not UTF-8 text either: 400 unknown
+=== TEST 51: an unknown parameter that is not UTF-8 text either: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials&x=%FF
@@ -763,7 +823,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 49: a control character: 400 unknown
+=== TEST 52: a control character: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials&scope=reports%0D%0AX-Injected:+yes
@@ -775,7 +835,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 50: a broken percent-encoding: 400 unknown
+=== TEST 53: a broken percent-encoding: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials&scope=%zz
@@ -787,7 +847,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 51: a redirect_uri with a fragment: 400 invalid_grant, not the authorize request's
+=== TEST 54: a redirect_uri with a fragment: 400 invalid_grant, not the authorize request's
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -805,7 +865,7 @@ redirect_uri is not the authorization request's
 
 
 
-=== TEST 52: a code_verifier that is not 43 to 128 unreserved characters: 400 invalid_grant, it does not match
+=== TEST 55: a code_verifier that is not 43 to 128 unreserved characters: 400 invalid_grant, it does not match
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -823,7 +883,7 @@ code_verifier does not match the code_challenge
 
 
 
-=== TEST 53: ... and the code is spent: the right verifier now gets 400 invalid_grant
+=== TEST 56: ... and the code is spent: the right verifier now gets 400 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code=code-t52&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb&code_verifier=$::V"
@@ -837,7 +897,7 @@ unknown, expired or used code
 
 
 
-=== TEST 54: a code no code can be (a space, over 512 bytes): 400 invalid_grant
+=== TEST 57: a code no code can be (a space, over 512 bytes): 400 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code=" . ('c' x 513) . "&code_verifier=$::V"
@@ -851,7 +911,7 @@ with a code that no code can be (unknown)
 
 
 
-=== TEST 55: a code with a space: 400 invalid_grant
+=== TEST 58: a code with a space: 400 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code=a+b&code_verifier=$::V"
@@ -865,7 +925,7 @@ with a code that no code can be (unknown)
 
 
 
-=== TEST 56: a refresh token no token can be: 401 invalid_grant
+=== TEST 59: a refresh token no token can be: 401 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=refresh_token&refresh_token=" . ('r' x 600)
@@ -879,7 +939,7 @@ with a refresh_token that no token can be (unknown)
 
 
 
-=== TEST 57: a body over 16k: 413 invalid_request, not read
+=== TEST 60: a body over 16k: 413 invalid_request, not read
 --- request eval
 "POST /oauth2/token
 grant_type=client_credentials&x=" . ('a' x 17000)
@@ -893,7 +953,7 @@ qr/oauth2: a request body of 17032 bytes refused, (8192|16384) at most/
 
 
 
-=== TEST 58: a body over client_max_body_size (1m by default): the same JSON 413, not nginx's page
+=== TEST 61: a body over client_max_body_size (1m by default): the same JSON 413, not nginx's page
 --- request eval
 "POST /oauth2/token
 grant_type=client_credentials&x=" . ('a' x 2000000)
@@ -911,7 +971,7 @@ client intended to send too large body
 
 
 
-=== TEST 59: client_max_body_size smaller than the endpoint's own limit: it counts, the JSON 413
+=== TEST 62: client_max_body_size smaller than the endpoint's own limit: it counts, the JSON 413
 --- config
     location = /oauth2/token {
         client_max_body_size 100;
@@ -930,7 +990,7 @@ qr/oauth2: a request body of 232 bytes refused, 100 at most/
 
 
 
-=== TEST 60: a chunked body: 411 invalid_request
+=== TEST 63: a chunked body: 411 invalid_request
 --- raw_request eval
 "POST /oauth2/token HTTP/1.1\r
 Host: localhost\r
@@ -950,7 +1010,7 @@ grant_type=client_credentials\r
 
 
 
-=== TEST 61: GET: 405, Allow: POST
+=== TEST 64: GET: 405, Allow: POST
 --- request
 GET /oauth2/token?grant_type=client_credentials
 --- more_headers eval
@@ -964,7 +1024,7 @@ Content-Type: application/json
 
 
 
-=== TEST 62: client_secret_post where only Basic is allowed: 401 invalid_client
+=== TEST 65: client_secret_post where only Basic is allowed: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -978,7 +1038,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 63: client_secret_post where oauth2_token_client_auth allows it: 200
+=== TEST 66: client_secret_post where oauth2_token_client_auth allows it: 200
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -990,7 +1050,7 @@ qr/"token_type":"Bearer"/
 
 
 
-=== TEST 64: client_secret_post with a wrong secret: 401 invalid_client
+=== TEST 67: client_secret_post with a wrong secret: 401 invalid_client
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=nope
@@ -1002,7 +1062,7 @@ $::Form
 
 
 
-=== TEST 65: both Basic and client_secret_post: 400 invalid_request
+=== TEST 68: both Basic and client_secret_post: 400 invalid_request
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -1014,7 +1074,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 66: a client_id in the form that is not the header's: 400 invalid_request
+=== TEST 69: a client_id in the form that is not the header's: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=client_credentials&client_id=tpp-t
@@ -1026,7 +1086,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 67: Basic credentials are form-urlencoded (RFC 6749 2.3.1)
+=== TEST 70: Basic credentials are form-urlencoded (RFC 6749 2.3.1)
 --- init
 OAuth2Authz::seed_client('tpp:c/1', 'pa ss:w%rd',
                          grant_types => 'client_credentials',
@@ -1042,7 +1102,7 @@ qr/"scope":"reports"/
 
 
 
-=== TEST 68: Redis down: 503 temporarily_unavailable, Retry-After
+=== TEST 71: Redis down: 503 temporarily_unavailable, Retry-After
 --- http_config
 oauth2_redis 127.0.0.1:$TEST_NGINX_DEAD_PORT;
 --- init
@@ -1061,7 +1121,7 @@ Retry-After: 1
 
 
 
-=== TEST 69: an access token shorter lived: oauth2_access_token_ttl
+=== TEST 72: an access token shorter lived: oauth2_access_token_ttl
 --- request
 POST /short/token
 grant_type=client_credentials

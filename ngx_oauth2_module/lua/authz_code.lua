@@ -7,13 +7,21 @@
 -- the new refresh token's, <prefix>refresh:<sha256>.
 -- ARGV: prefix, client_id, redirect_uri ('' when not sent), the PKCE
 -- challenge of code_verifier ('' when not sent), plan, now, access
--- token TTL, refresh token TTL, jti ('' for an opaque token).
+-- token TTL, refresh token TTL, jti ('' for an opaque token), the
+-- oauth2_code_ttl of the token endpoint's location (seconds): a code
+-- created that long ago or longer is expired there, whatever its key's
+-- TTL (the decision's oauth2_code_ttl) says.
 -- Returns {0, why} when the grant is invalid, else issue()'s reply.
 local f = redis.call('HMGET', KEYS[1], 'client_id', 'redirect_uri',
                      'redirect_given', 'code_challenge', 'scope',
-                     'consent_id', 'sub')
+                     'consent_id', 'sub', 'created')
 if not f[1] then return {0, 'unknown, expired or used code'} end
 redis.call('DEL', KEYS[1])
+local now = tonumber(ARGV[6])
+local created = tonumber(f[8] or '')
+if created and now - created >= tonumber(ARGV[10]) then
+  return {0, 'code older than oauth2_code_ttl'}
+end
 if f[1] ~= ARGV[2] then return {0, 'code of another client'} end
 if (f[3] == '1' or ARGV[3] ~= '') and ARGV[3] ~= f[2] then
   return {0, 'redirect_uri is not the authorization request\'s'}
@@ -21,7 +29,6 @@ end
 if (f[4] or '') ~= ARGV[4] then
   return {0, 'code_verifier does not match the code_challenge'}
 end
-local now = tonumber(ARGV[6])
 local left = consent_left(ARGV[1], f[6], now)
 if not left then return {0, 'consent is not valid'} end
 return issue({client_id = f[1], scope = f[5] or '',

@@ -33,7 +33,7 @@ if ARGV[1] == 'allow' then
   redis.call('HSET', KEYS[3], 'client_id', f[1], 'redirect_uri', f[2],
              'redirect_given', f[3] or '0',
              'code_challenge', f[6] or '', 'scope', scope,
-             'consent_id', ARGV[4], 'sub', ARGV[2])
+             'consent_id', ARGV[4], 'sub', ARGV[2], 'created', ARGV[5])
   redis.call('EXPIRE', KEYS[3], ARGV[8])
 end
 return {1, f[2], f[5] or '', f[1]}
