@@ -248,4 +248,13 @@ OAuth2Test::redis('DEL', "cli$$:client:pfx-$$");
 
 $n->stop;
 
+# no arguments: the usage, every command and the exit statuses, exit 2
+{
+    my ($rc, $out, $err) = run();
+    is($rc, 2, 'no arguments: exit 2');
+    like($err, qr/^  oauth2-client \[options\] add ID/, 'usage: starts with add');
+    like($err, qr/consents revoke CONSENT_ID/, 'usage: names consents revoke');
+    like($err, qr/3 when Redis fails\.\n\z/, 'usage: ends with the exit statuses');
+}
+
 done_testing();
