@@ -148,6 +148,12 @@ typedef struct {
     ngx_str_t                    master;         /* master=NAME */
     ngx_str_t                    sentinel_user;
     ngx_str_t                    sentinel_password;
+
+    /* what an oauth2_redis URL says, checked against the directives */
+    ngx_str_t                    url_user;
+    ngx_str_t                    url_password;
+    ngx_int_t                    url_db;         /* -1: none */
+    unsigned                     url_ssl:1;
 } ngx_oauth2_redis_conf_t;
 
 

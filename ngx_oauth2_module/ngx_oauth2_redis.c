@@ -77,16 +77,17 @@ ngx_oauth2_redis_parse_url(ngx_conf_t *cf, ngx_oauth2_redis_conf_t *rcf,
     s = *url;
     end = s.data + s.len;
 
+    rcf->url_db = -1;
+
+    /*
+     * what the URL says (TLS, credentials, database) may be said again
+     * by the directives, in any order: ngx_oauth2_redis_init_conf() takes
+     * either when they agree
+     */
+
     if (s.len > 8 && ngx_strncasecmp(s.data, (u_char *) "rediss://", 9) == 0)
     {
-        if (rcf->ssl == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"oauth2_redis\" \"%V\" asks for TLS but "
-                               "\"oauth2_redis_ssl off\" is set", url);
-            return NGX_CONF_ERROR;
-        }
-
-        rcf->ssl = 1;
+        rcf->url_ssl = 1;
         s.data += 9;
 
     } else if (s.len > 7
@@ -120,22 +121,22 @@ ngx_oauth2_redis_parse_url(ngx_conf_t *cf, ngx_oauth2_redis_conf_t *rcf,
             return NGX_CONF_ERROR;
         }
 
-        rcf->user.data = ngx_pnalloc(cf->pool, colon - s.data + 1);
-        rcf->password.data = ngx_pnalloc(cf->pool, at - colon);
-        if (rcf->user.data == NULL || rcf->password.data == NULL) {
+        rcf->url_user.data = ngx_pnalloc(cf->pool, colon - s.data + 1);
+        rcf->url_password.data = ngx_pnalloc(cf->pool, at - colon);
+        if (rcf->url_user.data == NULL || rcf->url_password.data == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        p = rcf->user.data;
+        p = rcf->url_user.data;
         ngx_unescape_uri(&p, &s.data, colon - s.data, 0);
-        rcf->user.len = p - rcf->user.data;
+        rcf->url_user.len = p - rcf->url_user.data;
 
         s.data = colon + 1;
-        p = rcf->password.data;
+        p = rcf->url_password.data;
         ngx_unescape_uri(&p, &s.data, at - colon - 1, 0);
-        rcf->password.len = p - rcf->password.data;
+        rcf->url_password.len = p - rcf->url_password.data;
 
-        if (rcf->password.len == 0) {
+        if (rcf->url_password.len == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid \"oauth2_redis\" URL \"%V\": "
                                "empty password", url);
@@ -158,7 +159,7 @@ ngx_oauth2_redis_parse_url(ngx_conf_t *cf, ngx_oauth2_redis_conf_t *rcf,
                 return NGX_CONF_ERROR;
             }
 
-            rcf->db = db;
+            rcf->url_db = db;
         }
 
         end = slash;
@@ -363,6 +364,68 @@ ngx_http_oauth2_redis_timeout_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/*
+ * An oauth2_redis URL's TLS, credentials and database, and the
+ * directives that say the same (oauth2_redis_ssl, oauth2_redis_password,
+ * oauth2_redis_db), in either order: the same value twice is fine, two
+ * different ones are an error that names both.
+ */
+
+static ngx_int_t
+ngx_oauth2_redis_url_agrees(ngx_conf_t *cf, ngx_oauth2_redis_conf_t *rcf)
+{
+    if (rcf->addr.len == 0) {
+        return NGX_OK;
+    }
+
+    if (rcf->url_ssl) {
+        if (rcf->ssl == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_redis\" \"%V\" asks for TLS but "
+                               "\"oauth2_redis_ssl off\" is set",
+                               &rcf->addr);
+            return NGX_ERROR;
+        }
+
+        rcf->ssl = 1;
+    }
+
+    if (rcf->url_db >= 0) {
+        if (rcf->db != NGX_CONF_UNSET && rcf->db != rcf->url_db) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_redis\" \"%V\" selects database "
+                               "%i but \"oauth2_redis_db %i\" is set",
+                               &rcf->addr, rcf->url_db, rcf->db);
+            return NGX_ERROR;
+        }
+
+        rcf->db = rcf->url_db;
+    }
+
+    if (rcf->url_password.len) {
+        if (rcf->password.len
+            && (rcf->password.len != rcf->url_password.len
+                || ngx_strncmp(rcf->password.data, rcf->url_password.data,
+                               rcf->password.len) != 0
+                || rcf->user.len != rcf->url_user.len
+                || ngx_strncmp(rcf->user.data, rcf->url_user.data,
+                               rcf->user.len) != 0))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the \"oauth2_redis\" URL's user and password "
+                               "are not those of \"oauth2_redis_password\": "
+                               "keep one of the two");
+            return NGX_ERROR;
+        }
+
+        rcf->user = rcf->url_user;
+        rcf->password = rcf->url_password;
+    }
+
+    return NGX_OK;
+}
+
+
 /* defaults, the resolver, TLS: once the http block is read */
 
 char *
@@ -372,6 +435,10 @@ ngx_oauth2_redis_init_conf(ngx_conf_t *cf, ngx_http_oauth2_main_conf_t *omcf)
     ngx_http_core_loc_conf_t  *clcf;
 
     rcf = &omcf->redis;
+
+    if (ngx_oauth2_redis_url_agrees(cf, rcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     ngx_conf_init_value(rcf->db, 0);
     ngx_conf_init_msec_value(rcf->timeout, 1000);

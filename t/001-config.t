@@ -128,6 +128,38 @@ bad_conf('a database in the URL out of range',
          "oauth2_redis redis://127.0.0.1:$redis/70000;", '',
          qr/invalid "oauth2_redis" URL "redis:\/\/127\.0\.0\.1:\d+\/70000": the database must be 0 to 65535/);
 
+# a URL's TLS, database and credentials said again by the directives, in
+# either order: the same value is fine, another one an error naming both
+for my $order (0, 1) {
+    my $both = sub { $order ? "$_[1] $_[0]" : "$_[0] $_[1]" };
+    my $o = $order ? 'directive first' : 'URL first';
+    ok_conf("rediss:// and oauth2_redis_ssl on, $o",
+            $both->("oauth2_redis rediss://127.0.0.1:$redis;",
+                    'oauth2_redis_ssl on; oauth2_redis_ssl_verify off;'), '');
+    bad_conf("rediss:// and oauth2_redis_ssl off, $o",
+             $both->("oauth2_redis rediss://127.0.0.1:$redis;",
+                     'oauth2_redis_ssl off;'), '',
+             qr/"oauth2_redis" "rediss:\/\/127\.0\.0\.1:\d+" asks for TLS but "oauth2_redis_ssl off" is set/);
+    ok_conf("redis://.../2 and oauth2_redis_db 2, $o",
+            $both->("oauth2_redis redis://127.0.0.1:$redis/2;",
+                    'oauth2_redis_db 2;'), '');
+    bad_conf("redis://.../2 and oauth2_redis_db 3, $o",
+             $both->("oauth2_redis redis://127.0.0.1:$redis/2;",
+                     'oauth2_redis_db 3;'), '',
+             qr/"oauth2_redis" "redis:\/\/127\.0\.0\.1:\d+\/2" selects database 2 but "oauth2_redis_db 3" is set/);
+    ok_conf("a URL's password and oauth2_redis_password, the same, $o",
+            $both->("oauth2_redis redis://gw:pw\@127.0.0.1:$redis;",
+                    'oauth2_redis_password gw pw;'), '');
+    bad_conf("a URL's password and oauth2_redis_password, another, $o",
+             $both->("oauth2_redis redis://gw:pw\@127.0.0.1:$redis;",
+                     'oauth2_redis_password gw other;'), '',
+             qr/the "oauth2_redis" URL's user and password are not those of "oauth2_redis_password": keep one of the two/);
+    bad_conf("a URL's password and oauth2_redis_password's user, $o",
+             $both->("oauth2_redis redis://:pw\@127.0.0.1:$redis;",
+                     'oauth2_redis_password gw pw;'), '',
+             qr/are not those of "oauth2_redis_password"/);
+}
+
 bad_conf('oauth2_redis_connections 0',
          "oauth2_redis 127.0.0.1:$redis; oauth2_redis_connections 0;", '',
          qr/"oauth2_redis_connections" must be between 1 and 64/);
