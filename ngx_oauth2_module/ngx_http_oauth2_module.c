@@ -196,7 +196,7 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       &ngx_http_oauth2_db_bounds },
 
     { ngx_string("oauth2_redis_timeout"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1234,
       ngx_http_oauth2_redis_timeout_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -606,6 +606,7 @@ ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
     omcf->redis.db = NGX_CONF_UNSET;
     omcf->redis.timeout = NGX_CONF_UNSET_MSEC;
     omcf->redis.connect_timeout = NGX_CONF_UNSET_MSEC;
+    omcf->redis.handshake_timeout = NGX_CONF_UNSET_MSEC;
     omcf->redis.connections = NGX_CONF_UNSET_UINT;
     omcf->redis.ssl = NGX_CONF_UNSET;
     omcf->redis.ssl_verify = NGX_CONF_UNSET;

@@ -125,6 +125,8 @@ typedef struct {
     ngx_int_t                    db;
     ngx_msec_t                   timeout;        /* of each command */
     ngx_msec_t                   connect_timeout;
+    ngx_msec_t                   handshake_timeout;
+    unsigned                     timeout_set:1;
     ngx_uint_t                   connections;    /* per worker */
 
     ngx_resolver_t              *resolver;

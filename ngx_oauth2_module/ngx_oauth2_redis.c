@@ -309,7 +309,10 @@ ngx_http_oauth2_sentinel_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* oauth2_redis_timeout TIME [connect_timeout=TIME] */
+/*
+ * oauth2_redis_timeout [TIME | timeout=TIME] [connect_timeout=TIME]
+ *     [handshake_timeout=TIME]
+ */
 
 char *
 ngx_http_oauth2_redis_timeout_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -317,13 +320,16 @@ ngx_http_oauth2_redis_timeout_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_oauth2_main_conf_t *omcf = conf;
 
+    size_t       n;
     ngx_str_t   *value, s;
-    ngx_msec_t   t;
+    ngx_msec_t   t, *to;
     ngx_uint_t   i;
 
-    if (omcf->redis.timeout != NGX_CONF_UNSET_MSEC) {
+    if (omcf->redis.timeout_set) {
         return "is duplicate";
     }
+
+    omcf->redis.timeout_set = 1;
 
     value = cf->args->elts;
 
@@ -331,33 +337,54 @@ ngx_http_oauth2_redis_timeout_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         s = value[i];
 
-        if (i > 1 && ngx_strncmp(s.data, "connect_timeout=", 16) == 0) {
-            s.data += 16;
-            s.len -= 16;
+        if (ngx_strncmp(s.data, "timeout=", 8) == 0) {
+            n = 8;
+            to = &omcf->redis.timeout;
+
+        } else if (ngx_strncmp(s.data, "connect_timeout=", 16) == 0) {
+            n = 16;
+            to = &omcf->redis.connect_timeout;
+
+        } else if (ngx_strncmp(s.data, "handshake_timeout=", 18) == 0) {
+            n = 18;
+            to = &omcf->redis.handshake_timeout;
+
+        } else if (ngx_strlchr(s.data, s.data + s.len, '=') == NULL) {
+            n = 0;
+            to = &omcf->redis.timeout;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"oauth2_redis_timeout\" (a time, timeout=, "
+                               "connect_timeout= or handshake_timeout=)",
+                               &value[i]);
+            return NGX_CONF_ERROR;
         }
+
+        if (*to != NGX_CONF_UNSET_MSEC) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_redis_timeout\" sets \"%V\" twice "
+                               "(a time and timeout= are the same)",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data += n;
+        s.len -= n;
 
         t = ngx_parse_time(&s, 0);
 
         if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"oauth2_redis_timeout\" must be more than "
-                               "0: invalid value \"%V\" (e.g. 500ms, or "
-                               "connect_timeout=2s)", &value[i]);
+                               "0: invalid value \"%V\" (e.g. 500ms, "
+                               "timeout=500ms, connect_timeout=2s or "
+                               "handshake_timeout=2s)", &value[i]);
             return NGX_CONF_ERROR;
         }
 
-        if (i == 1) {
-            omcf->redis.timeout = t;
-
-        } else if (s.data != value[i].data) {
-            omcf->redis.connect_timeout = t;
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in "
-                               "\"oauth2_redis_timeout\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
+        *to = t;
     }
 
     return NGX_CONF_OK;
@@ -443,6 +470,7 @@ ngx_oauth2_redis_init_conf(ngx_conf_t *cf, ngx_http_oauth2_main_conf_t *omcf)
     ngx_conf_init_value(rcf->db, 0);
     ngx_conf_init_msec_value(rcf->timeout, 1000);
     ngx_conf_init_msec_value(rcf->connect_timeout, rcf->timeout);
+    ngx_conf_init_msec_value(rcf->handshake_timeout, rcf->connect_timeout);
     ngx_conf_init_uint_value(rcf->connections, 1);
     ngx_conf_init_value(rcf->ssl, 0);
     ngx_conf_init_value(rcf->ssl_verify, 1);
@@ -990,7 +1018,8 @@ ngx_oauth2_redis_release(ngx_oauth2_redis_call_t *call)
  * A call not answered in oauth2_redis_timeout: Redis is not answering.
  * The call gets NULL, and the connection is dropped and made again: every
  * other call on it gets NULL at once.  A connection still being made has
- * a timer of its own (connect_timeout=): the call alone gives up then.
+ * a timer of its own (connect_timeout=, then handshake_timeout=): the
+ * call alone gives up then.
  */
 
 static void

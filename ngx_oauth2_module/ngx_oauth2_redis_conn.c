@@ -253,6 +253,10 @@ ngx_oauth2_conn_connected(ngx_oauth2_conn_t *conn)
 
     conn->state = NGX_OAUTH2_CONN_SETUP;
 
+    /* connected: TLS and the set-up's answers have handshake_timeout= */
+
+    ngx_add_timer(&conn->timer, conn->redis->conf->handshake_timeout);
+
 #if (NGX_HTTP_SSL)
 
     if (conn->redis->conf->ssl && c->ssl == NULL) {
@@ -796,7 +800,8 @@ ngx_oauth2_conn_timeout(ngx_event_t *ev)
                   "oauth2: connecting to %s timed out%s",
                   ngx_oauth2_conn_name(conn, name, sizeof(name)),
                   conn->state == NGX_OAUTH2_CONN_SETUP
-                  ? " (connected, no answer to its set-up)" : "");
+                  ? " (connected: no TLS handshake, or no answer to its "
+                    "set-up, in handshake_timeout)" : "");
 
     ngx_oauth2_conn_close(conn, NULL, 1);
 }

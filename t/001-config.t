@@ -115,6 +115,30 @@ bad_conf('connect_timeout without a time',
           oauth2_redis_timeout 1s connect_timeout=;", '',
          qr/"oauth2_redis_timeout" must be more than 0/);
 
+# oauth2_redis_timeout: a time or timeout=, connect_timeout=,
+# handshake_timeout=, in any order, each once
+ok_conf("oauth2_redis_timeout $_",
+        "oauth2_redis 127.0.0.1:$redis; oauth2_redis_timeout $_;", '')
+    for 'timeout=500ms', 'connect_timeout=2s', 'handshake_timeout=2s',
+        'connect_timeout=2s 500ms', 'timeout=500ms connect_timeout=1s',
+        '500ms connect_timeout=1s handshake_timeout=3s',
+        'handshake_timeout=3s connect_timeout=1s timeout=500ms';
+
+bad_conf('oauth2_redis_timeout: a time and timeout=',
+         "oauth2_redis 127.0.0.1:$redis;
+          oauth2_redis_timeout 500ms timeout=1s;", '',
+         qr/"oauth2_redis_timeout" sets "timeout=1s" twice/);
+
+bad_conf('oauth2_redis_timeout: an unknown parameter',
+         "oauth2_redis 127.0.0.1:$redis;
+          oauth2_redis_timeout read_timeout=1s;", '',
+         qr/invalid parameter "read_timeout=1s" in "oauth2_redis_timeout"/);
+
+bad_conf('oauth2_redis_timeout twice',
+         "oauth2_redis 127.0.0.1:$redis;
+          oauth2_redis_timeout 1s; oauth2_redis_timeout connect_timeout=2s;",
+         '', qr/"oauth2_redis_timeout" directive is duplicate/);
+
 bad_conf('oauth2_redis and oauth2_redis_sentinel together',
          "oauth2_redis 127.0.0.1:$redis;
           oauth2_redis_sentinel 127.0.0.1:26379 master=m;", '',

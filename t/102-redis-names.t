@@ -239,6 +239,27 @@ SKIP: {
     $r->stop;
 }
 
+# 6b. handshake_timeout=: once TCP is up, the set-up's answers (and TLS)
+# have a timer of their own, here shorter than connect_timeout=
+
+{
+    my $r = OAuth2Redis->start();
+    seed($r, 'tok-hs', 'from-hs');
+    kill 'STOP', $r->pid;
+    my $n = gateway("oauth2_redis 127.0.0.1:@{[$r->port]};\n"
+                    . "    oauth2_redis_timeout timeout=300ms "
+                    . "connect_timeout=10s handshake_timeout=400ms;");
+    sleep 1.5;
+    my @hs = grep { /connecting to redis 127\.0\.0\.1:\d+ timed out \(connected: no TLS handshake, or no answer to its set-up, in handshake_timeout\)/ }
+             $n->error_log;
+    cmp_ok(scalar(@hs), '>=', 1,
+           'handshake_timeout=400ms: the set-up gave up, not after 10s');
+    kill 'CONT', $r->pid;
+    is(served($n, 'tok-hs', 3), 'from-hs', 'Redis answers again: 200');
+    $n->stop;
+    $r->stop;
+}
+
 # 7. the cache manager and loader (any proxy_cache_path) run the modules'
 # init_process too: they do not connect to Redis, the worker alone does
 
