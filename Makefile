@@ -19,7 +19,7 @@ SOURCES      := config $(wildcard ngx_oauth2_module/*.c ngx_oauth2_module/*.h \
                                  ngx_oauth2_module/*.map)
 DEB_PACKAGES := nginx-dev nginx nginx-extras libhiredis-dev libjansson-dev strace \
                 libjwt-dev libssl-dev libpcre2-dev zlib1g-dev redis-server \
-                redis-tools libtest-base-perl libtext-diff-perl \
+                redis-sentinel redis-tools libtest-base-perl libtext-diff-perl \
                 libtest-longstring-perl liblist-moreutils-perl \
                 libipc-run-perl liburi-perl libio-socket-ssl-perl curl \
                 openssl gcc make

@@ -3,9 +3,10 @@ package OAuth2Redis;
 # Real Redis processes of a test's own, on loopback: plain, TLS (with a
 # test PKI made by the openssl command line), unix socket, IPv6, password
 # and ACL user, replicas, and Sentinel groups that fail over for real.
-# Pure Perl; the processes are Debian's redis-server (Sentinel is
-# `redis-server --sentinel`, the same binary), the TLS client is
-# IO::Socket::SSL (libio-socket-ssl-perl).
+# Pure Perl; the processes are Debian's redis-server and, for Sentinel,
+# the redis-sentinel package's redis-sentinel (`redis-server --sentinel`
+# where that package is missing), the TLS client is IO::Socket::SSL
+# (libio-socket-ssl-perl).
 #
 #   my $r = OAuth2Redis->start(tls => 1, tls_auth_clients => 'yes');
 #   $r->cli('PING');                      # "PONG", through redis-cli --tls
@@ -38,6 +39,8 @@ use Time::HiRes qw(time sleep);
 
 our $Verbose = $ENV{OAUTH2_REDIS_VERBOSE};
 our $Server  = 'redis-server';
+our $Sentinel = (grep { -x "$_/redis-sentinel" } split /:/, $ENV{PATH})
+                ? 'redis-sentinel' : undef;
 our $Cli     = 'redis-cli';
 
 my $Owner = $$;
@@ -433,8 +436,9 @@ sub _launch {
     my $log = "$self->{dir}/redis.log";
     my $what = ($self->{sentinel} ? 'redis-sentinel' : 'redis-server')
              . " :$self->{port}";
-    my @argv = ($Server, $self->{conf});
-    push @argv, '--sentinel' if $self->{sentinel};
+    my @argv = ($self->{sentinel} && $Sentinel ? $Sentinel : $Server,
+                $self->{conf});
+    push @argv, '--sentinel' if $self->{sentinel} && !$Sentinel;
     my $start = -s $log || 0;
     $self->{pid} = _spawn($what, "$self->{dir}/stdout.log", @argv);
     my $until = time + 15;
