@@ -817,14 +817,16 @@ ngx_http_oauth2_cleanup(void *data)
 {
     ngx_http_oauth2_ctx_t  *ctx = data;
 
-    if (ctx->call) {
-        ngx_oauth2_redis_cancel(ctx->call);
-        ctx->call = NULL;
-    }
+    /* the node's take goes on without the request, where it can */
 
     if (ctx->lease_refill) {
         ngx_oauth2_lease_abandon(
             ngx_http_get_module_main_conf(ctx->request,
                                           ngx_http_oauth2_module), ctx);
+    }
+
+    if (ctx->call) {
+        ngx_oauth2_redis_cancel(ctx->call);
+        ctx->call = NULL;
     }
 }

@@ -1133,6 +1133,7 @@ ngx_http_oauth2_exit_process(ngx_cycle_t *cycle)
 {
     ngx_oauth2_redis_exit_worker();
     ngx_oauth2_token_hash_free();
+    ngx_oauth2_jwt_free();
 }
 
 

@@ -348,6 +348,7 @@ ngx_int_t ngx_oauth2_jwt_secret(ngx_conf_t *cf, char *directive,
     ngx_str_t *value, ngx_str_t *secret);
 ngx_int_t ngx_oauth2_token_hash(ngx_str_t *token, u_char *digest);
 void ngx_oauth2_token_hash_free(void);
+void ngx_oauth2_jwt_free(void);
 
 /* ngx_oauth2_record.c */
 ngx_uint_t ngx_oauth2_field_valid(ngx_uint_t grammar, ngx_str_t *s);

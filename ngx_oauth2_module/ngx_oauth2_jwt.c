@@ -1329,3 +1329,13 @@ ngx_oauth2_jwt_secret(ngx_conf_t *cf, char *directive, ngx_str_t *value,
 
     return NGX_OK;
 }
+
+
+/* at a process's exit: the module is unloaded after it */
+
+void
+ngx_oauth2_jwt_free(void)
+{
+    EVP_MD_CTX_free(ngx_oauth2_jwt_md);
+    ngx_oauth2_jwt_md = NULL;
+}

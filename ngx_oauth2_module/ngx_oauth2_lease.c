@@ -103,6 +103,7 @@ typedef struct {
     ngx_msec_t                   sent;
     ngx_msec_t                   time;
     ngx_str_t                    key;
+    ngx_uint_t                   nargs;
     ngx_str_t                    args[5 + 1 + 3 * NGX_OAUTH2_MAX_LIMITS
                                       + 1];
     u_char                       count[NGX_INT_T_LEN];
@@ -130,6 +131,9 @@ static void ngx_oauth2_lease_answer(ngx_oauth2_lease_t *ls,
 static void ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf,
     ngx_str_t *key, ngx_uint_t take, ngx_uint_t count, ngx_msec_t time,
     ngx_oauth2_lease_take_t *from, ngx_log_t *log);
+static ngx_oauth2_lease_job_t *ngx_oauth2_lease_job(
+    ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key, ngx_uint_t take,
+    ngx_uint_t count, ngx_msec_t time, ngx_oauth2_lease_take_t *from);
 static void ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call,
     redisReply *reply);
 static void ngx_oauth2_lease_sweep(ngx_event_t *ev);
@@ -547,20 +551,52 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
 
 
 /*
- * The request that took a batch for the node goes away before the answer
- * (the call is cancelled): another request may take one at once, instead
- * of every request taking a permit of its own until the take is given up
- * for lost.
+ * The request that took a batch for the node goes away before the answer.
+ * Its call goes on as a background take: the answer's permits go to the
+ * node, as a refill's do, and no permit counted in Redis is lost.  When
+ * that cannot be (no memory), the call is cancelled by the caller and the
+ * permits are lost: another request may take at once, and the next take
+ * starts again from one permit, so that clients that keep going away cost
+ * a permit or so each, not a batch each.
  */
 
 void
 ngx_oauth2_lease_abandon(ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx)
 {
-    ngx_oauth2_lease_t  *ls;
+    ngx_oauth2_lease_t       *ls;
+    ngx_oauth2_lease_job_t   *job;
+    ngx_oauth2_redis_call_t  *call;
 
     if (omcf == NULL || omcf->leases == NULL || ctx->lease_key.len == 0) {
         return;
+    }
+
+    call = ctx->call;
+
+    if (call && call->script == NGX_OAUTH2_SCRIPT_LEASE && call->handler) {
+
+        job = ngx_oauth2_lease_job(omcf, &ctx->lease_key, 1, ctx->lease_want,
+                                   ctx->lease_time, NULL);
+
+        if (job) {
+            /* permits spent within "time" of when the call was sent */
+            job->sent = ctx->lease_sent;
+
+            call->handler = ngx_oauth2_lease_done;
+            call->data = job;
+            call->args = job->args;     /* the request's pool goes away */
+            call->nargs = job->nargs;
+            call->log = call->redis->log;
+
+            ctx->call = NULL;
+            ctx->lease_refill = 0;
+
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log,
+                           0, "oauth2: lease: the take of %ui goes on for "
+                           "the node", ctx->lease_want);
+            return;
+        }
     }
 
     ngx_oauth2_zone_lock(omcf->leases);
@@ -569,11 +605,6 @@ ngx_oauth2_lease_abandon(ngx_http_oauth2_main_conf_t *omcf,
                               ctx->request->connection->log);
 
     if (ls) {
-        /*
-         * the take's permits are counted in Redis and lost: the next take
-         * starts again from one permit, so that clients that keep going
-         * away cost a permit or so each, not a batch each
-         */
         ls->inflight = 0;
         ls->seen = 0;
         ls->last = 0;
@@ -790,22 +821,84 @@ ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
     ngx_uint_t take, ngx_uint_t count, ngx_msec_t time,
     ngx_oauth2_lease_take_t *from, ngx_log_t *log)
 {
-    u_char                   *p, *end;
-    ngx_str_t                *a;
-    ngx_uint_t                n, l;
-    ngx_queue_t              *q;
     ngx_oauth2_lease_t       *ls;
     ngx_oauth2_lease_job_t   *job;
     ngx_oauth2_redis_call_t  *call;
-
-    if (key->len > NGX_OAUTH2_LEASE_KEY_MAX) {
-        goto failed;
-    }
 
     call = ngx_oauth2_redis_call_create();
 
     if (call == NULL) {
         goto failed;
+    }
+
+    job = ngx_oauth2_lease_job(omcf, key, take, count, time, from);
+
+    if (job == NULL) {
+        ngx_oauth2_redis_cancel(call);
+        goto failed;
+    }
+
+    /* call->log stays the Redis layer's: the call outlives any request */
+
+    call->handler = ngx_oauth2_lease_done;
+    call->data = job;
+    call->script = NGX_OAUTH2_SCRIPT_LEASE;
+    call->args = job->args;
+    call->nargs = job->nargs;
+    call->nkeys = 0;
+
+    if (ngx_oauth2_redis_send(call) == NGX_OK) {
+        return;
+    }
+
+    /* not sent, the call released */
+
+    ngx_queue_insert_head(&ngx_oauth2_lease_jobs, &job->queue);
+
+failed:
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "oauth2: lease: %s of %ui not sent",
+                   take ? "take" : "give-back", count);
+
+    if (!take) {
+        /* the permits lapse: their TATs pass by themselves */
+        return;
+    }
+
+    /* no take in flight after all */
+
+    ngx_oauth2_zone_lock(omcf->leases);
+
+    ls = ngx_oauth2_lease_get(omcf->leases, key, 0, log);
+
+    if (ls) {
+        ls->inflight = 0;
+    }
+
+    ngx_oauth2_zone_unlock(omcf->leases);
+}
+
+
+/*
+ * A job from the worker's free list, with the arguments of its call made
+ * from the key (and, for a give-back, from the take it gives back): NULL
+ * when there is no memory, or the key is not one the node made.
+ */
+
+static ngx_oauth2_lease_job_t *
+ngx_oauth2_lease_job(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
+    ngx_uint_t take, ngx_uint_t count, ngx_msec_t time,
+    ngx_oauth2_lease_take_t *from)
+{
+    u_char                  *p, *end;
+    ngx_str_t               *a;
+    ngx_uint_t               n, l;
+    ngx_queue_t             *q;
+    ngx_oauth2_lease_job_t  *job;
+
+    if (key->len > NGX_OAUTH2_LEASE_KEY_MAX) {
+        return NULL;
     }
 
     if (!ngx_queue_empty(&ngx_oauth2_lease_jobs)) {
@@ -816,8 +909,7 @@ ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
     } else {
         job = ngx_palloc(ngx_cycle->pool, sizeof(ngx_oauth2_lease_job_t));
         if (job == NULL) {
-            ngx_oauth2_redis_cancel(call);
-            goto failed;
+            return NULL;
         }
     }
 
@@ -885,52 +977,15 @@ ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
         n++;
     }
 
-    /* call->log stays the Redis layer's: the call outlives any request */
+    job->nargs = n;
 
-    call->handler = ngx_oauth2_lease_done;
-    call->data = job;
-    call->script = NGX_OAUTH2_SCRIPT_LEASE;
-    call->args = a;
-    call->nargs = n;
-    call->nkeys = 0;
-
-    if (ngx_oauth2_redis_send(call) == NGX_OK) {
-        return;
-    }
-
-    /* not sent, the call released */
-
-    ngx_queue_insert_head(&ngx_oauth2_lease_jobs, &job->queue);
-
-    goto failed;
+    return job;
 
 bad:
 
-    ngx_oauth2_redis_cancel(call);
     ngx_queue_insert_head(&ngx_oauth2_lease_jobs, &job->queue);
 
-failed:
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "oauth2: lease: %s of %ui not sent",
-                   take ? "take" : "give-back", count);
-
-    if (!take) {
-        /* the permits lapse: their TATs pass by themselves */
-        return;
-    }
-
-    /* no take in flight after all */
-
-    ngx_oauth2_zone_lock(omcf->leases);
-
-    ls = ngx_oauth2_lease_get(omcf->leases, key, 0, log);
-
-    if (ls) {
-        ls->inflight = 0;
-    }
-
-    ngx_oauth2_zone_unlock(omcf->leases);
+    return NULL;
 }
 
 

@@ -11,6 +11,7 @@ use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
+use IO::Socket::INET;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use OAuth2Test;
@@ -102,6 +103,7 @@ my $http = <<"_CONF_";
     oauth2_plan burst100 100r/h;
     oauth2_plan rate20 20r/s;
     oauth2_plan wide 10000r/s;
+    oauth2_plan three 3r/h;
     oauth2_jwt_key HS256 "$OAuth2JWT::Secret";
     server {
         listen 127.0.0.1:\$PORT reuseport;
@@ -125,6 +127,12 @@ my $http = <<"_CONF_";
             oauth2 on;
             oauth2_token_type jwt;
             oauth2_rate_limit_lease on max=$MAX time=${TIME}s;
+            proxy_pass http://127.0.0.1:\$PORT/backend;
+        }
+        location /jwtlong {
+            oauth2 on;
+            oauth2_token_type jwt;
+            oauth2_rate_limit_lease on max=$MAX time=60s;
             proxy_pass http://127.0.0.1:\$PORT/backend;
         }
         location /backend { return 200 "ok\\n"; }
@@ -419,6 +427,30 @@ my $LEASE_CALLS = 200;
                  $after);
     cmp_ok($after, '<', $held - 1,
            'sweep: the ended lease was given back behind 300 idle clients');
+}
+
+# 2j. a client that goes away while its node's take is in flight: the
+# take goes on for the node, and the permit counted for it in Redis is
+# spent by the next request (3 per hour: three 200s in all, not two)
+{
+    my $jwt = OAuth2JWT::sign('HS256', { client_id => "lease-gone-$run",
+                                         plan => 'three' });
+    my $busy = OAuth2Test::sleep_redis(0.6);    # under the 1s timeout
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $nodes[0], Proto => 'tcp')
+        or die "connect: $!";
+    print $sock "GET /jwtlong HTTP/1.0\r\nHost: localhost\r\n"
+                . "Authorization: Bearer $jwt\r\n\r\n";
+    select(undef, undef, undef, 0.2);
+    close $sock;                                # before Redis answers
+    waitpid($busy, 0);
+    select(undef, undef, undef, 0.2);
+    my @s = map { scalar OAuth2Nodes::request($nodes[0], $jwt, '/jwtlong') }
+            1 .. 4;
+    is("@s", '200 200 200 429',
+       'a client gone during its take: the next requests spend its permit');
+    ok((grep { /client prematurely closed connection/ } $nginx[0]->error_log),
+       '... the client was gone before the answer');
 }
 
 for my $n (@nginx) {
