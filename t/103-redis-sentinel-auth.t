@@ -5,7 +5,7 @@
 # user), and the right user= and password= (their ACL user), find the
 # primary: a seeded token gets 200.  A wrong password, a wrong user, or no
 # password at all get the 503 JSON, and the error log names the Sentinel
-# and what it refused, never the password.
+# and what it refused (WRONGPASS, NOAUTH), never the password.
 #
 # Plain Test::More: its own Redis server, Sentinels and nginx instances.
 
@@ -183,13 +183,22 @@ for my $case (['a wrong password=', 'password=wrong-pw', 'wrong-pw'],
     $n->stop;
 }
 
-# 4. no password= at all: the Sentinels answer NOAUTH, a 503 too
+# 4. no password= at all: the Sentinels answer NOAUTH, a 503 too, and the
+#    error line names the Sentinel and its NOAUTH (not "does not name a
+#    primary", which would send one looking at the Sentinels' state)
 
 {
     my $n = gateway('');
     my ($seen, $body) = statuses_for_1s($n);
     is($seen, '503', 'no password=: every request a 503');
     is($body, $Unavailable, 'no password=: the 503 JSON');
+    my $noauth = qr/\[error\] .*oauth2: sentinel 127\.0\.0\.1:(\d+) refused SENTINEL get-master-addr-by-name: NOAUTH Authentication required\./;
+    my @lines = log_lines($n, $noauth);
+    ok(scalar(@lines) && $sentinel_port{ ($lines[0] =~ $noauth)[0] },
+       'no password=: the log names the Sentinel and its NOAUTH')
+        or diag(log_lines($n, qr/\[error\]/));
+    is(scalar(log_lines($n, qr/does not name a primary/)), 0,
+       'no password=: not said to be a missing primary');
     no_alert($n, 'no password=');
     $n->stop;
 }
