@@ -450,6 +450,12 @@ ngx_oauth2_topology_master(ngx_oauth2_redis_call_t *call, redisReply *rr)
         return;
     }
 
+    if (rr->type == REDIS_REPLY_ERROR) {
+        /* e.g. NOAUTH: said as a refusal, with the Sentinel's words */
+        ngx_oauth2_topology_setup_reply(call, rr);
+        return;
+    }
+
     if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 2
         || rr->element[0]->type != REDIS_REPLY_STRING
         || rr->element[1]->type != REDIS_REPLY_STRING)

@@ -148,6 +148,26 @@ bad_conf('oauth2_redis_sentinel without master=',
          "oauth2_redis_sentinel 127.0.0.1:26379 127.0.0.1:26380;", '',
          qr/"oauth2_redis_sentinel" needs at least one Sentinel address and master=NAME/);
 
+# the Sentinels' credentials: user= and password= are accepted; an empty
+# password= or user=, or a user= without a password=, fail with the
+# directive named
+ok_conf('oauth2_redis_sentinel with user= and password=',
+        'oauth2_redis_sentinel 127.0.0.1:26379 master=m user=gw password=x;',
+        'location / { oauth2 on; }');
+
+bad_conf('oauth2_redis_sentinel with an empty password=',
+         'oauth2_redis_sentinel 127.0.0.1:26379 master=m password=;', '',
+         qr/"oauth2_redis_sentinel": an empty user or password, or a user without a password/);
+
+bad_conf('oauth2_redis_sentinel with an empty user=',
+         'oauth2_redis_sentinel 127.0.0.1:26379 master=m user= password=x;',
+         '',
+         qr/"oauth2_redis_sentinel": an empty user or password, or a user without a password/);
+
+bad_conf('oauth2_redis_sentinel with user= but no password=',
+         'oauth2_redis_sentinel 127.0.0.1:26379 master=m user=gw;', '',
+         qr/"oauth2_redis_sentinel": an empty user or password, or a user without a password/);
+
 bad_conf('a database in the URL out of range',
          "oauth2_redis redis://127.0.0.1:$redis/70000;", '',
          qr/invalid "oauth2_redis" URL "redis:\/\/127\.0\.0\.1:\d+\/70000": the database must be 0 to 65535/);

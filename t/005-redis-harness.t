@@ -279,6 +279,10 @@ sub failover_case {
 failover_case('sentinel');
 failover_case('sentinel over TLS', tls => 1, tls_auth_clients => 'yes',
               password => 'pw', sentinel_password => 'spw');
+# ACL users everywhere: the primary's and the replica's default user off,
+# the Sentinels' too (they vote through sentinel-user / sentinel-pass)
+failover_case('sentinel with ACL users', acl_user => ['gw', 'pw'],
+              sentinel_acl_user => ['sgw', 'spw']);
 
 diag sprintf 'failover times: %s s; the whole test: %.1f s',
              join(', ', map { sprintf '%.2f', $_ } @failover), time - $t0;

@@ -2,7 +2,8 @@ package OAuth2Redis;
 
 # Real Redis processes of a test's own, on loopback: plain, TLS (with a
 # test PKI made by the openssl command line), unix socket, IPv6, password
-# and ACL user, replicas, and Sentinel groups that fail over for real.
+# and ACL user, replicas, and Sentinel groups that fail over for real
+# (with a password and an ACL user of their own too).
 # Pure Perl; the processes are Debian's redis-server and, for Sentinel,
 # the redis-sentinel package's redis-sentinel (`redis-server --sentinel`
 # where that package is missing), the TLS client is IO::Socket::SSL
@@ -875,6 +876,10 @@ use IO::Select;
 #                            primary's); tls_auth_clients as for a server
 #   password => 'x'          requirepass of the Sentinels themselves (and
 #                            sentinel-pass between them)
+#   acl_user => [u, p]       an ACL user of the Sentinels with every right,
+#                            the one they use between them (sentinel-user,
+#                            sentinel-pass) and the harness's; without
+#                            password, their default user is switched off
 #   config => [lines]        more lines for every Sentinel
 # Returns when every Sentinel knows the others and the replicas
 # (SENTINEL ckquorum OK) and is subscribed to (PSUBSCRIBE *) for the
@@ -893,6 +898,7 @@ sub start {
         parallel_syncs => $o{parallel_syncs} // 1,
         tls => $o{tls} // $m->{tls},
         password => $o{password},
+        acl_user => $o{acl_user},
         master => $m,
         nodes => [],
         events => [],
@@ -913,6 +919,7 @@ sub _start_one {
     my $n = $self->{name};
     my $node = bless { sentinel => 1, tls => $self->{tls},
                        password => $self->{password},
+                       acl_user => $self->{acl_user},
                        tls_auth_clients => $o{tls_auth_clients} // 'no',
                        dir => OAuth2Redis::_subdir('sentinel') },
                      'OAuth2Redis';
@@ -937,8 +944,15 @@ sub _start_one {
             push @c, "port $node->{port}";
         }
         if (defined $self->{password}) {
-            push @c, "requirepass $self->{password}",
-                     "sentinel sentinel-pass $self->{password}";
+            push @c, "requirepass $self->{password}";
+            push @c, "sentinel sentinel-pass $self->{password}"
+                unless $self->{acl_user};
+        }
+        if (my $u = $self->{acl_user}) {
+            push @c, "user $u->[0] on >$u->[1] ~* &* +\@all";
+            push @c, 'user default off' unless defined $self->{password};
+            push @c, "sentinel sentinel-user $u->[0]",
+                     "sentinel sentinel-pass $u->[1]";
         }
         push @c, "sentinel monitor $n 127.0.0.1 $m->{port} $self->{quorum}",
                  "sentinel down-after-milliseconds $n $self->{down_after}",
@@ -1164,15 +1178,16 @@ package OAuth2Redis;
 # group (omitted with sentinels => 0) watching it.  The other options go
 # to every server (tls, tls_auth_clients, password, acl_user, unix, ipv6)
 # or to the Sentinels (name, quorum, down_after, failover_timeout,
-# sentinel_password).
+# sentinel_password, sentinel_acl_user: their password and acl_user).
 sub topology {
     my (%o) = @_;
     my $nrep = delete $o{replicas} // 1;
     my $nsen = delete $o{sentinels} // 3;
     my %s = map { exists $o{$_} ? ($_ => delete $o{$_}) : () }
             qw(name quorum down_after failover_timeout parallel_syncs
-               sentinel_password ready_timeout);
+               sentinel_password sentinel_acl_user ready_timeout);
     $s{password} = delete $s{sentinel_password} if exists $s{sentinel_password};
+    $s{acl_user} = delete $s{sentinel_acl_user} if exists $s{sentinel_acl_user};
     my $t = bless { replicas => [] }, 'OAuth2Redis::Topology';
     $t->{primary} = OAuth2Redis->start(%o);
     push @{ $t->{replicas} }, OAuth2Redis->start(%o, replicaof => $t->{primary})
