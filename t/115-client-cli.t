@@ -158,8 +158,12 @@ OAuth2Authz::seed_consent("cons-other-$$", client_id => "other-$$");
 is($rc, 0, 'consents list: exit 0');
 is($out, "cons-cli-$$\t$id\tvalid\tpsu-9\t4102444800\n",
    'consents list --client: that client\'s');
+# a key with the empty id (t/030 writes one: no token may match it)
+OAuth2Test::redis('HSET', 'oauth2:consent:', 'status', 'valid');
 ($rc, $out) = run('consents', 'list');
 like($out, qr/^cons-other-$$\tother-$$\t/m, 'consents list: all');
+unlike($out, qr/^\t/m, 'consents list: no row for the empty id');
+OAuth2Test::redis('DEL', 'oauth2:consent:');
 
 ($rc, $out) = run('consents', 'show', "cons-cli-$$");
 is($rc, 0, 'consents show: exit 0');
