@@ -158,7 +158,7 @@ OAuth2Authz::seed_consent("cons-other-$$", client_id => "other-$$");
 is($rc, 0, 'consents list: exit 0');
 is($out, "cons-cli-$$\t$id\tvalid\tpsu-9\t4102444800\n",
    'consents list --client: that client\'s');
-# a key with the empty id (t/030 writes one: no token may match it)
+# a key with the empty id (an issuer's bug; no token's consent is it)
 OAuth2Test::redis('HSET', 'oauth2:consent:', 'status', 'valid');
 ($rc, $out) = run('consents', 'list');
 like($out, qr/^cons-other-$$\tother-$$\t/m, 'consents list: all');
