@@ -27,6 +27,8 @@ static char *ngx_http_oauth2_authz_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static char *ngx_http_oauth2_authz_endpoint(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_authz_code_ttl_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_authz_choice(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_authz_check_login(ngx_conf_t *cf, void *post,
@@ -145,7 +147,7 @@ static ngx_command_t  ngx_http_oauth2_authz_commands[] = {
 
     { ngx_string("oauth2_code_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_sec_slot,
+      ngx_http_oauth2_authz_code_ttl_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_authz_loc_conf_t, code_ttl),
       &ngx_http_oauth2_authz_code_ttl },
@@ -282,6 +284,7 @@ ngx_http_oauth2_authz_create_loc_conf(ngx_conf_t *cf)
     alcf->pkce = NGX_CONF_UNSET_UINT;
     alcf->consent_ttl = NGX_CONF_UNSET;
     alcf->code_ttl = NGX_CONF_UNSET;
+    alcf->code_ttl_set = NGX_CONF_UNSET;
     alcf->errors = NGX_CONF_UNSET_UINT;
     alcf->access_ttl = NGX_CONF_UNSET;
     alcf->refresh_ttl = NGX_CONF_UNSET;
@@ -309,6 +312,7 @@ ngx_http_oauth2_authz_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_sec_value(conf->consent_ttl, prev->consent_ttl,
                              90 * 86400);
     ngx_conf_merge_sec_value(conf->code_ttl, prev->code_ttl, 300);
+    ngx_conf_merge_value(conf->code_ttl_set, prev->code_ttl_set, 0);
     ngx_conf_merge_bitmask_value(conf->client_auth, prev->client_auth,
                                  (NGX_CONF_BITMASK_SET
                                   |NGX_HTTP_OAUTH2_AUTH_BASIC));
@@ -468,6 +472,30 @@ ngx_http_oauth2_authz_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
  * with cmd->post's values, whose refusal names the directive and what it
  * takes
  */
+
+/*
+ * oauth2_code_ttl time: the code's TTL where the decision is made; where
+ * it is set for a token endpoint (there or above), the age of the oldest
+ * code the endpoint redeems too
+ */
+
+static char *
+ngx_http_oauth2_authz_code_ttl_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_authz_loc_conf_t *alcf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_sec_slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK) {
+        alcf->code_ttl_set = 1;
+    }
+
+    return rv;
+}
+
 
 static char *
 ngx_http_oauth2_authz_choice(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)

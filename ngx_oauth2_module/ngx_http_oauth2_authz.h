@@ -122,6 +122,7 @@ typedef struct {
     ngx_http_complex_value_t    *decision_user;
     time_t                       consent_ttl;
     time_t                       code_ttl;
+    ngx_flag_t                   code_ttl_set;   /* here or above */
     ngx_uint_t                   client_auth;
     ngx_uint_t                   errors;
     time_t                       access_ttl;

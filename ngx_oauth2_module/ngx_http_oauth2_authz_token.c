@@ -443,11 +443,12 @@ ngx_http_oauth2_token_code(ngx_http_request_t *r,
 
     /*
      * A code of a shape no code has is an unknown code.  A redirect_uri
-     * or a code_verifier of any shape (the form's own checks passed: text,
-     * no control characters) goes to the script, which compares them with
-     * the authorization request's and spends the code when they differ,
-     * as for any other mismatch: the first request that names a code
-     * spends it.
+     * of any shape (the form's own checks passed: text, no control
+     * characters) goes to the script, which compares it with the
+     * authorization request's and spends the code when they differ, as
+     * for any other mismatch (the first request that names a code spends
+     * it); so does the challenge of the code_verifier, or one that
+     * matches no code when the verifier breaks RFC 7636's grammar.
      */
 
     if (!ngx_http_oauth2_authz_valid(NGX_HTTP_OAUTH2_G_HANDLE,
@@ -460,11 +461,23 @@ ngx_http_oauth2_token_code(ngx_http_request_t *r,
         return ngx_http_oauth2_token_error(r, alcf, NGX_HTTP_OAUTH2_TE_CODE);
     }
 
-    if (v[NGX_HTTP_OAUTH2_P_CODE_VERIFIER].len
-        && ngx_http_oauth2_authz_pkce(r->pool,
-                                      &v[NGX_HTTP_OAUTH2_P_CODE_VERIFIER],
-                                      &challenge)
-           != NGX_OK)
+    if (v[NGX_HTTP_OAUTH2_P_CODE_VERIFIER].len == 0) {
+        /* none: matches a code without a challenge only */
+
+    } else if (!ngx_http_oauth2_authz_valid(NGX_HTTP_OAUTH2_G_PKCE,
+                                          &v[NGX_HTTP_OAUTH2_P_CODE_VERIFIER]))
+    {
+        /*
+         * not 43 to 128 unreserved characters (RFC 7636 4.1): a verifier
+         * no client may use, whatever its hash; a challenge no code has
+         * (they are base64url), so that the script spends the code
+         */
+        ngx_str_set(&challenge, "!");
+
+    } else if (ngx_http_oauth2_authz_pkce(r->pool,
+                                          &v[NGX_HTTP_OAUTH2_P_CODE_VERIFIER],
+                                          &challenge)
+               != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -474,14 +487,22 @@ ngx_http_oauth2_token_code(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* the oldest code this location redeems: its own oauth2_code_ttl */
+    /*
+     * the oldest code this location redeems: its oauth2_code_ttl, where it
+     * is set for it ("" where it is not: the code's key's TTL alone)
+     */
 
-    a[12].data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-    if (a[12].data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    ngx_str_set(&a[12], "");
+
+    if (alcf->code_ttl_set) {
+        a[12].data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (a[12].data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        a[12].len = ngx_sprintf(a[12].data, "%T", alcf->code_ttl)
+                    - a[12].data;
     }
-
-    a[12].len = ngx_sprintf(a[12].data, "%T", alcf->code_ttl) - a[12].data;
 
     ctx->code = v[NGX_HTTP_OAUTH2_P_CODE];
 

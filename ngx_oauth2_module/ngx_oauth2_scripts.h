@@ -578,7 +578,7 @@ static char  ngx_oauth2_script_authz_decide[] =
 /* consent.lua + authz_issue.lua + authz_code.lua */
 
 #define NGX_OAUTH2_SCRIPT_AUTHZ_CODE_SHA1                                     \
-    "461850bcc6aeb3807ffd416dbb97d2223c6a050e"
+    "2dc56c1d28ce1a3425b0e95db2117f16ee2473fa"
 
 static char  ngx_oauth2_script_authz_code[] =
     "-- The consent behind a token, as the gateway (lookup.lua, jwt.lua) and\n"
@@ -657,9 +657,9 @@ static char  ngx_oauth2_script_authz_code[] =
     "-- ARGV: prefix, client_id, redirect_uri ('' when not sent), the PKCE\n"
     "-- challenge of code_verifier ('' when not sent), plan, now, access\n"
     "-- token TTL, refresh token TTL, jti ('' for an opaque token), the\n"
-    "-- oauth2_code_ttl of the token endpoint's location (seconds): a code\n"
-    "-- created that long ago or longer is expired there, whatever its key's\n"
-    "-- TTL (the decision's oauth2_code_ttl) says.\n"
+    "-- oauth2_code_ttl set for the token endpoint's location (seconds; ''\n"
+    "-- when none is): a code created that long ago or longer is expired\n"
+    "-- there, whatever its key's TTL (the decision's oauth2_code_ttl) says.\n"
     "-- Returns {0, why} when the grant is invalid, else issue()'s reply.\n"
     "local f = redis.call('HMGET', KEYS[1], 'client_id', 'redirect_uri',\n"
     "                     'redirect_given', 'code_challenge', 'scope',\n"
@@ -668,7 +668,7 @@ static char  ngx_oauth2_script_authz_code[] =
     "redis.call('DEL', KEYS[1])\n"
     "local now = tonumber(ARGV[6])\n"
     "local created = tonumber(f[8] or '')\n"
-    "if created and now - created >= tonumber(ARGV[10]) then\n"
+    "if created and ARGV[10] ~= '' and now - created >= tonumber(ARGV[10]) then\n"
     "  return {0, 'code older than oauth2_code_ttl'}\n"
     "end\n"
     "if f[1] ~= ARGV[2] then return {0, 'code of another client'} end\n"

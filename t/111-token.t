@@ -135,22 +135,21 @@ $::Form . $::Auth
 
 
 
-=== TEST 5: a code created oauth2_code_ttl ago, its key still there: 400 invalid_grant
+=== TEST 5: no oauth2_code_ttl for the token endpoint: the code's key's TTL alone decides (created 10 minutes ago, still there: 200)
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
 OAuth2Authz::seed_code('code-t4b', client_id => 'tpp-t', consent_id => 'c-t',
-                       created => time - 300);
+                       created => time - 600);
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code=code-t4b&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb&code_verifier=$::V"
 --- more_headers eval
 $::Form . $::Auth
---- error_code: 400
---- response_body chomp
-{"error":"invalid_grant"}
---- error_log
-code older than oauth2_code_ttl
+--- error_code: 200
+--- response_headers
+Content-Type: application/json
+--- response_body_like: "access_token"
 
 
 
@@ -897,7 +896,27 @@ unknown, expired or used code
 
 
 
-=== TEST 57: a code no code can be (a space, over 512 bytes): 400 invalid_grant
+=== TEST 57: a code_verifier that breaks RFC 7636's grammar never matches, even when its hash is the challenge
+--- init
+OAuth2Authz::seed_client('tpp-t', 's3cret-t');
+OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
+my (undef, $c) = OAuth2Authz::pkce('short');
+OAuth2Authz::seed_code('code-tpk', client_id => 'tpp-t', consent_id => 'c-t',
+                       code_challenge => $c);
+--- request
+POST /oauth2/token
+grant_type=authorization_code&code=code-tpk&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb&code_verifier=short
+--- more_headers eval
+$::Form . $::Auth
+--- error_code: 400
+--- response_body chomp
+{"error":"invalid_grant"}
+--- error_log
+code_verifier does not match the code_challenge
+
+
+
+=== TEST 58: a code no code can be (a space, over 512 bytes): 400 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code=" . ('c' x 513) . "&code_verifier=$::V"
@@ -911,7 +930,7 @@ with a code that no code can be (unknown)
 
 
 
-=== TEST 58: a code with a space: 400 invalid_grant
+=== TEST 59: a code with a space: 400 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code=a+b&code_verifier=$::V"
@@ -925,7 +944,7 @@ with a code that no code can be (unknown)
 
 
 
-=== TEST 59: a refresh token no token can be: 401 invalid_grant
+=== TEST 60: a refresh token no token can be: 401 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=refresh_token&refresh_token=" . ('r' x 600)
@@ -939,7 +958,7 @@ with a refresh_token that no token can be (unknown)
 
 
 
-=== TEST 60: a body over 16k: 413 invalid_request, not read
+=== TEST 61: a body over 16k: 413 invalid_request, not read
 --- request eval
 "POST /oauth2/token
 grant_type=client_credentials&x=" . ('a' x 17000)
@@ -953,7 +972,7 @@ qr/oauth2: a request body of 17032 bytes refused, (8192|16384) at most/
 
 
 
-=== TEST 61: a body over client_max_body_size (1m by default): the same JSON 413, not nginx's page
+=== TEST 62: a body over client_max_body_size (1m by default): the same JSON 413, not nginx's page
 --- request eval
 "POST /oauth2/token
 grant_type=client_credentials&x=" . ('a' x 2000000)
@@ -971,7 +990,7 @@ client intended to send too large body
 
 
 
-=== TEST 62: client_max_body_size smaller than the endpoint's own limit: it counts, the JSON 413
+=== TEST 63: client_max_body_size smaller than the endpoint's own limit: it counts, the JSON 413
 --- config
     location = /oauth2/token {
         client_max_body_size 100;
@@ -990,7 +1009,7 @@ qr/oauth2: a request body of 232 bytes refused, 100 at most/
 
 
 
-=== TEST 63: a chunked body: 411 invalid_request
+=== TEST 64: a chunked body: 411 invalid_request
 --- raw_request eval
 "POST /oauth2/token HTTP/1.1\r
 Host: localhost\r
@@ -1010,7 +1029,7 @@ grant_type=client_credentials\r
 
 
 
-=== TEST 64: GET: 405, Allow: POST
+=== TEST 65: GET: 405, Allow: POST
 --- request
 GET /oauth2/token?grant_type=client_credentials
 --- more_headers eval
@@ -1024,7 +1043,7 @@ Content-Type: application/json
 
 
 
-=== TEST 65: client_secret_post where only Basic is allowed: 401 invalid_client
+=== TEST 66: client_secret_post where only Basic is allowed: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -1038,7 +1057,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 66: client_secret_post where oauth2_token_client_auth allows it: 200
+=== TEST 67: client_secret_post where oauth2_token_client_auth allows it: 200
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -1050,7 +1069,7 @@ qr/"token_type":"Bearer"/
 
 
 
-=== TEST 67: client_secret_post with a wrong secret: 401 invalid_client
+=== TEST 68: client_secret_post with a wrong secret: 401 invalid_client
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=nope
@@ -1062,7 +1081,7 @@ $::Form
 
 
 
-=== TEST 68: both Basic and client_secret_post: 400 invalid_request
+=== TEST 69: both Basic and client_secret_post: 400 invalid_request
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -1074,7 +1093,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 69: a client_id in the form that is not the header's: 400 invalid_request
+=== TEST 70: a client_id in the form that is not the header's: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=client_credentials&client_id=tpp-t
@@ -1086,7 +1105,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 70: Basic credentials are form-urlencoded (RFC 6749 2.3.1)
+=== TEST 71: Basic credentials are form-urlencoded (RFC 6749 2.3.1)
 --- init
 OAuth2Authz::seed_client('tpp:c/1', 'pa ss:w%rd',
                          grant_types => 'client_credentials',
@@ -1102,7 +1121,7 @@ qr/"scope":"reports"/
 
 
 
-=== TEST 71: Redis down: 503 temporarily_unavailable, Retry-After
+=== TEST 72: Redis down: 503 temporarily_unavailable, Retry-After
 --- http_config
 oauth2_redis 127.0.0.1:$TEST_NGINX_DEAD_PORT;
 --- init
@@ -1121,7 +1140,7 @@ Retry-After: 1
 
 
 
-=== TEST 72: an access token shorter lived: oauth2_access_token_ttl
+=== TEST 73: an access token shorter lived: oauth2_access_token_ttl
 --- request
 POST /short/token
 grant_type=client_credentials

@@ -8,9 +8,9 @@
 -- ARGV: prefix, client_id, redirect_uri ('' when not sent), the PKCE
 -- challenge of code_verifier ('' when not sent), plan, now, access
 -- token TTL, refresh token TTL, jti ('' for an opaque token), the
--- oauth2_code_ttl of the token endpoint's location (seconds): a code
--- created that long ago or longer is expired there, whatever its key's
--- TTL (the decision's oauth2_code_ttl) says.
+-- oauth2_code_ttl set for the token endpoint's location (seconds; ''
+-- when none is): a code created that long ago or longer is expired
+-- there, whatever its key's TTL (the decision's oauth2_code_ttl) says.
 -- Returns {0, why} when the grant is invalid, else issue()'s reply.
 local f = redis.call('HMGET', KEYS[1], 'client_id', 'redirect_uri',
                      'redirect_given', 'code_challenge', 'scope',
@@ -19,7 +19,7 @@ if not f[1] then return {0, 'unknown, expired or used code'} end
 redis.call('DEL', KEYS[1])
 local now = tonumber(ARGV[6])
 local created = tonumber(f[8] or '')
-if created and now - created >= tonumber(ARGV[10]) then
+if created and ARGV[10] ~= '' and now - created >= tonumber(ARGV[10]) then
   return {0, 'code older than oauth2_code_ttl'}
 end
 if f[1] ~= ARGV[2] then return {0, 'code of another client'} end
