@@ -317,6 +317,7 @@ typedef struct {
     ngx_uint_t                   lease_granted;  /* permits taken */
     int64_t                      lease_tat[NGX_OAUTH2_MAX_LIMITS];
     ngx_msec_t                   lease_sent;     /* ngx_current_msec */
+    ngx_msec_t                   lease_inflight; /* its take's mark */
     ngx_msec_t                   lease_time;     /* time= */
     unsigned                     rl_headers:1;   /* added already */
     unsigned                     dry_logged:1;

@@ -102,6 +102,7 @@ typedef struct {
     ngx_uint_t                   nlimits;
     ngx_msec_t                   sent;
     ngx_msec_t                   time;
+    ngx_msec_t                   inflight;       /* the take's mark */
     ngx_str_t                    key;
     ngx_uint_t                   nargs;
     ngx_str_t                    args[5 + 1 + 3 * NGX_OAUTH2_MAX_LIMITS
@@ -130,7 +131,7 @@ static void ngx_oauth2_lease_answer(ngx_oauth2_lease_t *ls,
     ngx_oauth2_rl_t *rl, ngx_oauth2_plan_t *plan, ngx_msec_t now);
 static void ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf,
     ngx_str_t *key, ngx_uint_t take, ngx_uint_t count, ngx_msec_t time,
-    ngx_oauth2_lease_take_t *from, ngx_log_t *log);
+    ngx_msec_t mark, ngx_oauth2_lease_take_t *from, ngx_log_t *log);
 static ngx_oauth2_lease_job_t *ngx_oauth2_lease_job(
     ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key, ngx_uint_t take,
     ngx_uint_t count, ngx_msec_t time, ngx_oauth2_lease_take_t *from);
@@ -301,7 +302,7 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *omcf,
     ngx_http_oauth2_ctx_t *ctx)
 {
-    ngx_msec_t                now;
+    ngx_msec_t                now, mark;
     ngx_uint_t                batch, held, nback, want, i, u0, u1;
     ngx_oauth2_plan_t        *plan;
     ngx_oauth2_lease_t       *ls;
@@ -314,6 +315,7 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
     plan = ctx->rl.plan;
     now = ngx_current_msec;
     want = 0;
+    mark = 0;
 
     ngx_oauth2_zone_lock(omcf->leases);
 
@@ -384,6 +386,7 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
 
         if (batch > 1 && held <= batch / 2 && ls->inflight == 0) {
             ls->inflight = now + omcf->redis.timeout + 1000;
+            mark = ls->inflight;
             want = batch - held;
         }
 
@@ -401,7 +404,8 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
 
         if (want) {
             ngx_oauth2_lease_send(omcf, &ctx->lease_key, 1, want,
-                                  olcf->lease_time, NULL, r->connection->log);
+                                  olcf->lease_time, mark, NULL,
+                                  r->connection->log);
         }
 
         return NGX_OK;
@@ -411,6 +415,7 @@ ngx_oauth2_lease_spend(ngx_http_request_t *r,
 
     if (ls->inflight == 0) {
         ls->inflight = now + omcf->redis.timeout + 1000;
+        ctx->lease_inflight = ls->inflight;
         ctx->lease_refill = 1;
         want = batch;
 
@@ -507,7 +512,7 @@ ngx_oauth2_lease_taken(ngx_http_request_t *r,
                               r->connection->log);
 
     if (ls) {
-        if (ctx->lease_refill) {
+        if (ctx->lease_refill && ls->inflight == ctx->lease_inflight) {
             ls->inflight = 0;
         }
 
@@ -582,6 +587,7 @@ ngx_oauth2_lease_abandon(ngx_http_oauth2_main_conf_t *omcf,
         if (job) {
             /* permits spent within "time" of when the call was sent */
             job->sent = ctx->lease_sent;
+            job->inflight = ctx->lease_inflight;
 
             call->handler = ngx_oauth2_lease_done;
             call->data = job;
@@ -605,7 +611,10 @@ ngx_oauth2_lease_abandon(ngx_http_oauth2_main_conf_t *omcf,
                               ctx->request->connection->log);
 
     if (ls) {
-        ls->inflight = 0;
+        if (ls->inflight == ctx->lease_inflight) {
+            ls->inflight = 0;
+        }
+
         ls->seen = 0;
         ls->last = 0;
     }
@@ -728,8 +737,8 @@ ngx_oauth2_lease_give_back(ngx_http_oauth2_main_conf_t *omcf,
 
     for (i = 0; i < nback; i++) {
         if (back[i].n) {
-            ngx_oauth2_lease_send(omcf, key, 0, back[i].n, 0, &back[i].take,
-                                  log);
+            ngx_oauth2_lease_send(omcf, key, 0, back[i].n, 0, 0,
+                                  &back[i].take, log);
         }
     }
 }
@@ -818,7 +827,7 @@ ngx_oauth2_lease_answer(ngx_oauth2_lease_t *ls, ngx_oauth2_rl_t *rl,
 
 static void
 ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
-    ngx_uint_t take, ngx_uint_t count, ngx_msec_t time,
+    ngx_uint_t take, ngx_uint_t count, ngx_msec_t time, ngx_msec_t mark,
     ngx_oauth2_lease_take_t *from, ngx_log_t *log)
 {
     ngx_oauth2_lease_t       *ls;
@@ -837,6 +846,8 @@ ngx_oauth2_lease_send(ngx_http_oauth2_main_conf_t *omcf, ngx_str_t *key,
         ngx_oauth2_redis_cancel(call);
         goto failed;
     }
+
+    job->inflight = mark;
 
     /* call->log stays the Redis layer's: the call outlives any request */
 
@@ -866,13 +877,13 @@ failed:
         return;
     }
 
-    /* no take in flight after all */
+    /* no take in flight after all, unless a newer one started since */
 
     ngx_oauth2_zone_lock(omcf->leases);
 
     ls = ngx_oauth2_lease_get(omcf->leases, key, 0, log);
 
-    if (ls) {
+    if (ls && ls->inflight == mark) {
         ls->inflight = 0;
     }
 
@@ -1046,7 +1057,11 @@ ngx_oauth2_lease_done(ngx_oauth2_redis_call_t *call, redisReply *reply)
         nback = 1;
 
     } else {
-        ls->inflight = 0;
+        /* this take's in-flight mark, not a newer take's */
+        if (ls->inflight == job->inflight) {
+            ls->inflight = 0;
+        }
+
         nback = ngx_oauth2_lease_expire(ls, now, back);
         ngx_oauth2_lease_put(ls, granted, job->sent, job->sent + job->time,
                              &take, &back[nback]);
