@@ -196,7 +196,7 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       &ngx_http_oauth2_db_bounds },
 
     { ngx_string("oauth2_redis_timeout"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1234,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
       ngx_http_oauth2_redis_timeout_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,

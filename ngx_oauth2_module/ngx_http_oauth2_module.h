@@ -155,7 +155,8 @@ typedef struct {
     ngx_str_t                    url_user;
     ngx_str_t                    url_password;
     ngx_int_t                    url_db;         /* -1: none */
-    unsigned                     url_ssl:1;
+    unsigned                     url_ssl:1;      /* rediss:// */
+    unsigned                     url_plain:1;    /* redis:// */
 } ngx_oauth2_redis_conf_t;
 
 

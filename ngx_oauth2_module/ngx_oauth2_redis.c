@@ -93,6 +93,7 @@ ngx_oauth2_redis_parse_url(ngx_conf_t *cf, ngx_oauth2_redis_conf_t *rcf,
     } else if (s.len > 7
                && ngx_strncasecmp(s.data, (u_char *) "redis://", 8) == 0)
     {
+        rcf->url_plain = 1;
         s.data += 8;
 
     } else {
@@ -415,6 +416,13 @@ ngx_oauth2_redis_url_agrees(ngx_conf_t *cf, ngx_oauth2_redis_conf_t *rcf)
         }
 
         rcf->ssl = 1;
+
+    } else if (rcf->url_plain && rcf->ssl == 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_redis\" \"%V\" asks for no TLS but "
+                           "\"oauth2_redis_ssl on\" is set (rediss:// "
+                           "asks for TLS)", &rcf->addr);
+        return NGX_ERROR;
     }
 
     if (rcf->url_db >= 0) {
@@ -432,11 +440,11 @@ ngx_oauth2_redis_url_agrees(ngx_conf_t *cf, ngx_oauth2_redis_conf_t *rcf)
     if (rcf->url_password.len) {
         if (rcf->password.len
             && (rcf->password.len != rcf->url_password.len
-                || ngx_strncmp(rcf->password.data, rcf->url_password.data,
-                               rcf->password.len) != 0
+                || ngx_memcmp(rcf->password.data, rcf->url_password.data,
+                              rcf->password.len) != 0
                 || rcf->user.len != rcf->url_user.len
-                || ngx_strncmp(rcf->user.data, rcf->url_user.data,
-                               rcf->user.len) != 0))
+                || ngx_memcmp(rcf->user.data, rcf->url_user.data,
+                              rcf->user.len) != 0))
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "the \"oauth2_redis\" URL's user and password "

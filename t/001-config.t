@@ -184,6 +184,13 @@ for my $order (0, 1) {
              $both->("oauth2_redis rediss://127.0.0.1:$redis;",
                      'oauth2_redis_ssl off;'), '',
              qr/"oauth2_redis" "rediss:\/\/127\.0\.0\.1:\d+" asks for TLS but "oauth2_redis_ssl off" is set/);
+    bad_conf("redis:// and oauth2_redis_ssl on, $o",
+             $both->("oauth2_redis redis://127.0.0.1:$redis;",
+                     'oauth2_redis_ssl on;'), '',
+             qr/"oauth2_redis" "redis:\/\/127\.0\.0\.1:\d+" asks for no TLS but "oauth2_redis_ssl on" is set/);
+    ok_conf("an address without a scheme and oauth2_redis_ssl on, $o",
+            $both->("oauth2_redis 127.0.0.1:$redis;",
+                    'oauth2_redis_ssl on; oauth2_redis_ssl_verify off;'), '');
     ok_conf("redis://.../2 and oauth2_redis_db 2, $o",
             $both->("oauth2_redis redis://127.0.0.1:$redis/2;",
                     'oauth2_redis_db 2;'), '');
