@@ -453,6 +453,34 @@ my $LEASE_CALLS = 200;
        '... the client was gone before the answer');
 }
 
+# 2k. the same after SCRIPT FLUSH: Redis answers the handed-over take
+# NOSCRIPT, and the take is sent again as EVAL with the job's arguments
+# (the request's pool is gone by then)
+{
+    my $jwt = OAuth2JWT::sign('HS256', { client_id => "lease-gone2-$run",
+                                         plan => 'three' });
+    my $lost = sub { scalar grep { /redis lost its scripts/ }
+                     $nginx[0]->error_log };
+    my $lost0 = $lost->();
+    OAuth2Test::redis('SCRIPT', 'FLUSH');
+    my $busy = OAuth2Test::sleep_redis(0.6);
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $nodes[0], Proto => 'tcp')
+        or die "connect: $!";
+    print $sock "GET /jwtlong HTTP/1.0\r\nHost: localhost\r\n"
+                . "Authorization: Bearer $jwt\r\n\r\n";
+    select(undef, undef, undef, 0.2);
+    close $sock;
+    waitpid($busy, 0);
+    select(undef, undef, undef, 0.2);
+    my @s = map { scalar OAuth2Nodes::request($nodes[0], $jwt, '/jwtlong') }
+            1 .. 4;
+    is("@s", '200 200 200 429',
+       'after SCRIPT FLUSH too: the take, sent again as EVAL, reaches the '
+       . 'node');
+    cmp_ok($lost->(), '>', $lost0, '... which Redis answered NOSCRIPT');
+}
+
 for my $n (@nginx) {
     my @bad = grep { /\[(alert|crit|emerg)\]|lease: unexpected/ }
               $n->error_log;
