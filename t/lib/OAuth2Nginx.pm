@@ -164,7 +164,8 @@ sub stop {
         # daemonized: the container's init may take a second or two)
         for (1 .. 100) {
             last unless kill 0, $pid;
-            my $stat = do { open my $f, '<', "/proc/$pid/stat"; <$f> };
+            my ($f, $stat);
+            $stat = <$f> if open $f, '<', "/proc/$pid/stat";
             last if !defined $stat || $stat =~ /^\d+ \(.*\) Z/s;
             sleep 0.05;
         }
