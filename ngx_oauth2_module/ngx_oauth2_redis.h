@@ -70,6 +70,7 @@ struct ngx_oauth2_conn_s {
     u_char                      *host;           /* endpoint.host's data */
     size_t                       host_size;
     redisReader                 *reader;
+    ngx_pool_t                  *replies;        /* the reader's objects */
 
     /* the bytes to send: [out + sent, out + len) */
     u_char                      *out;
@@ -132,6 +133,9 @@ void ngx_oauth2_redis_release(ngx_oauth2_redis_call_t *call);
 ngx_int_t ngx_oauth2_redis_setup_calls(ngx_oauth2_conn_t *conn);
 
 /* ngx_oauth2_redis_conn.c */
+redisReader *ngx_oauth2_reader_create(void);
+int ngx_oauth2_reader_get_reply(redisReader *reader, ngx_pool_t *pool,
+    void **reply);
 void ngx_oauth2_conn_init(ngx_oauth2_redis_t *rd, ngx_oauth2_conn_t *conn,
     ngx_uint_t kind, ngx_uint_t index);
 void ngx_oauth2_conn_connect(ngx_oauth2_conn_t *conn,

@@ -139,8 +139,17 @@ ngx_oauth2_conn_connect(ngx_oauth2_conn_t *conn, ngx_oauth2_endpoint_t *ep)
     conn->peer.log = rd->log;
     conn->peer.log_error = NGX_ERROR_ERR;
 
+    if (conn->replies == NULL) {
+        /* kept across connections: a reply lives as long as its handler */
+        conn->replies = ngx_create_pool(4096, rd->log);
+        if (conn->replies == NULL) {
+            ngx_oauth2_conn_retry(conn, NGX_OAUTH2_BACKOFF_MAX);
+            return;
+        }
+    }
+
     if (conn->reader == NULL) {
-        conn->reader = redisReaderCreate();
+        conn->reader = ngx_oauth2_reader_create();
         if (conn->reader == NULL) {
             ngx_log_error(NGX_LOG_ALERT, rd->log, 0,
                           "oauth2: redisReaderCreate() failed");
@@ -678,7 +687,10 @@ ngx_oauth2_conn_read_handler(ngx_event_t *rev)
         for ( ;; ) {
             reply = NULL;
 
-            if (redisReaderGetReply(conn->reader, &reply) != REDIS_OK) {
+            if (ngx_oauth2_reader_get_reply(conn->reader, conn->replies,
+                                            &reply)
+                != REDIS_OK)
+            {
                 ngx_log_error(NGX_LOG_ERR, conn->redis->log, 0,
                               "oauth2: redis protocol error: %s",
                               conn->reader->errstr);
@@ -692,7 +704,9 @@ ngx_oauth2_conn_read_handler(ngx_event_t *rev)
 
             ngx_oauth2_conn_reply(conn, reply);
 
-            freeReplyObject(reply);
+            /* the reply handled (it may have closed the connection) */
+
+            ngx_reset_pool(conn->replies);
 
             if (conn->state == NGX_OAUTH2_CONN_DOWN) {
                 /* the reply closed it (READONLY, a failed set-up, ...) */
@@ -962,9 +976,158 @@ ngx_oauth2_conn_exit(ngx_oauth2_conn_t *conn)
 
     ngx_oauth2_conn_close(conn, "exiting", 0);
 
+    if (conn->replies) {
+        ngx_destroy_pool(conn->replies);
+        conn->replies = NULL;
+    }
+
     if (conn->out) {
         ngx_free(conn->out);
         conn->out = NULL;
         conn->size = 0;
     }
+}
+
+
+/*
+ * The RESP reader: hiredis's, with its reply objects from a pool instead
+ * of malloc() (hiredis's redisReplyObjectFunctions).  The caller resets
+ * the pool once it has handled a reply, as it called freeReplyObject()
+ * before.  The reader makes one reply at a time and returns it as soon as
+ * it is whole, so a reset frees that reply and no part of the next; the
+ * part of a reply left when its connection closes goes at the next reset.
+ * Objects are made while ngx_oauth2_reader_get_reply() runs: from
+ * ngx_oauth2_reply_pool, its pool.
+ */
+
+static ngx_pool_t  *ngx_oauth2_reply_pool;
+
+
+static redisReply *
+ngx_oauth2_reply_object(const redisReadTask *task, int type)
+{
+    redisReply  *r, *parent;
+
+    r = ngx_pcalloc(ngx_oauth2_reply_pool, sizeof(redisReply));
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->type = type;
+
+    if (task->parent) {
+        parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+
+    return r;
+}
+
+
+static void *
+ngx_oauth2_reply_string(const redisReadTask *task, char *str, size_t len)
+{
+    redisReply  *r;
+
+    r = ngx_oauth2_reply_object(task, task->type);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->str = ngx_pnalloc(ngx_oauth2_reply_pool, len + 1);
+    if (r->str == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+
+    return r;
+}
+
+
+static void *
+ngx_oauth2_reply_array(const redisReadTask *task, int elements)
+{
+    redisReply  *r;
+
+    r = ngx_oauth2_reply_object(task, REDIS_REPLY_ARRAY);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    if (elements > 0) {
+        r->element = ngx_pcalloc(ngx_oauth2_reply_pool,
+                                 (size_t) elements * sizeof(redisReply *));
+        if (r->element == NULL) {
+            return NULL;
+        }
+    }
+
+    r->elements = elements;
+
+    return r;
+}
+
+
+static void *
+ngx_oauth2_reply_integer(const redisReadTask *task, long long value)
+{
+    redisReply  *r;
+
+    r = ngx_oauth2_reply_object(task, REDIS_REPLY_INTEGER);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->integer = value;
+
+    return r;
+}
+
+
+static void *
+ngx_oauth2_reply_nil(const redisReadTask *task)
+{
+    return ngx_oauth2_reply_object(task, REDIS_REPLY_NIL);
+}
+
+
+static void
+ngx_oauth2_reply_free(void *reply)
+{
+    /* the pool's: freed when it is reset */
+}
+
+
+static redisReplyObjectFunctions  ngx_oauth2_reply_functions = {
+    ngx_oauth2_reply_string,
+    ngx_oauth2_reply_array,
+    ngx_oauth2_reply_integer,
+    ngx_oauth2_reply_nil,
+    ngx_oauth2_reply_free
+};
+
+
+redisReader *
+ngx_oauth2_reader_create(void)
+{
+    return redisReaderCreateWithFunctions(&ngx_oauth2_reply_functions);
+}
+
+
+int
+ngx_oauth2_reader_get_reply(redisReader *reader, ngx_pool_t *pool,
+    void **reply)
+{
+    int  rc;
+
+    ngx_oauth2_reply_pool = pool;
+
+    rc = redisReaderGetReply(reader, reply);
+
+    ngx_oauth2_reply_pool = NULL;
+
+    return rc;
 }

@@ -16,6 +16,7 @@
 
 
 #include "ngx_oauth2_fuzz.h"
+#include "ngx_oauth2_redis.h"
 
 #include <hiredis/hiredis.h>
 
@@ -64,6 +65,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     void                   *reply;
     ngx_uint_t              script, server, n;
+    ngx_pool_t             *replies;
     redisReader            *reader;
     ngx_http_request_t     *r;
     ngx_oauth2_outcome_e    rc;
@@ -90,8 +92,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     server = data[1];
 
-    reader = redisReaderCreate();
-    if (reader == NULL) {
+    /* the module's reader: its reply objects from a pool */
+
+    reader = ngx_oauth2_reader_create();
+    replies = ngx_create_pool(4096, ngx_cycle->log);
+    if (reader == NULL || replies == NULL) {
         abort();
     }
 
@@ -109,7 +114,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for ( ;; ) {
         reply = NULL;
 
-        if (redisReaderGetReply(reader, &reply) != REDIS_OK
+        if (ngx_oauth2_reader_get_reply(reader, replies, &reply) != REDIS_OK
             || reply == NULL)
         {
             /* a protocol error: the connection is dropped, nothing parsed */
@@ -185,11 +190,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
 
-        freeReplyObject(reply);
+        ngx_reset_pool(replies);
         ngx_oauth2_fuzz_done(r);
     }
 
     redisReaderFree(reader);
+    ngx_destroy_pool(replies);
 
     return 0;
 }
