@@ -168,7 +168,7 @@ ngx_http_oauth2_consent_read(ngx_http_request_t *r,
     time_t       created, expires;
     json_t      *obj;
     ngx_str_t    f[6];
-    ngx_uint_t   i, valid, bad;
+    ngx_uint_t   i, valid, bad, shown;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 6) {
         goto unexpected;
@@ -200,8 +200,12 @@ ngx_http_oauth2_consent_read(ngx_http_request_t *r,
     valid = (f[1].len == 5 && ngx_strncmp(f[1].data, "valid", 5) == 0
              && !bad && (expires == 0 || expires > ctx->now));
 
-    if (bad) {
-        expires = 0;
+    /* shown as stored, when it is 1 to 15 digits ("0" as 0) */
+
+    shown = (!bad && f[4].len);
+
+    if (shown) {
+        expires = ngx_atotm(f[4].data, f[4].len);
     }
 
     obj = json_pack("{s:s%, s:s, s:s%, s:s%}",
@@ -214,7 +218,7 @@ ngx_http_oauth2_consent_read(ngx_http_request_t *r,
         && ((created != NGX_ERROR
              && json_object_set_new(obj, "created",
                                     json_integer((json_int_t) created)) != 0)
-            || (expires != 0
+            || (shown
                 && json_object_set_new(obj, "expires",
                                        json_integer((json_int_t) expires))
                    != 0)))

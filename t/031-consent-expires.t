@@ -113,6 +113,10 @@ for my $v (@vectors) {
     my $doc = eval { decode_json($body) } // {};
     is("$cs $doc->{status}", $passes ? '200 valid' : '200 invalid',
        "$name: the consent API says $cs " . ($doc->{status} // ''));
+    my $digits = defined $expires && $expires =~ /^[0-9]{1,15}\z/;
+    is($doc->{expires}, $digits ? $expires + 0 : undef,
+       "$name: the consent API shows "
+       . ($digits ? 'its expires' : 'no expires'));
 
     # the token endpoint: a refresh behind the consent
     my $rt = "rt-$cid";
