@@ -365,9 +365,10 @@ ngx_http_oauth2_redis_timeout_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         if (*to != NGX_CONF_UNSET_MSEC) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"oauth2_redis_timeout\" sets \"%V\" twice "
-                               "(a time and timeout= are the same)",
-                               &value[i]);
+                               "\"oauth2_redis_timeout\" sets \"%V\" twice%s",
+                               &value[i],
+                               to == &omcf->redis.timeout
+                               ? " (a time and timeout= are the same)" : "");
             return NGX_CONF_ERROR;
         }
 
@@ -375,6 +376,13 @@ ngx_http_oauth2_redis_timeout_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         s.len -= n;
 
         t = ngx_parse_time(&s, 0);
+
+        if (t == (ngx_msec_t) NGX_ERROR && s.len && s.data[0] != '0') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid time \"%V\" in "
+                               "\"oauth2_redis_timeout\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
 
         if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -133,9 +133,14 @@ void ngx_oauth2_redis_release(ngx_oauth2_redis_call_t *call);
 ngx_int_t ngx_oauth2_redis_setup_calls(ngx_oauth2_conn_t *conn);
 
 /* ngx_oauth2_redis_conn.c */
+/* the replies' pool, and the most elements of an array in a reply */
+#define NGX_OAUTH2_REPLY_POOL_SIZE     4096
+#define NGX_OAUTH2_REPLY_MAX_ELEMENTS  1024
+
 redisReader *ngx_oauth2_reader_create(void);
 int ngx_oauth2_reader_get_reply(redisReader *reader, ngx_pool_t *pool,
     void **reply);
+void ngx_oauth2_reader_done(ngx_pool_t **pool, ngx_log_t *log);
 void ngx_oauth2_conn_init(ngx_oauth2_redis_t *rd, ngx_oauth2_conn_t *conn,
     ngx_uint_t kind, ngx_uint_t index);
 void ngx_oauth2_conn_connect(ngx_oauth2_conn_t *conn,

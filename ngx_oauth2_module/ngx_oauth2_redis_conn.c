@@ -141,7 +141,7 @@ ngx_oauth2_conn_connect(ngx_oauth2_conn_t *conn, ngx_oauth2_endpoint_t *ep)
 
     if (conn->replies == NULL) {
         /* kept across connections: a reply lives as long as its handler */
-        conn->replies = ngx_create_pool(4096, rd->log);
+        conn->replies = ngx_create_pool(NGX_OAUTH2_REPLY_POOL_SIZE, rd->log);
         if (conn->replies == NULL) {
             ngx_oauth2_conn_retry(conn, NGX_OAUTH2_BACKOFF_MAX);
             return;
@@ -706,7 +706,7 @@ ngx_oauth2_conn_read_handler(ngx_event_t *rev)
 
             /* the reply handled (it may have closed the connection) */
 
-            ngx_reset_pool(conn->replies);
+            ngx_oauth2_reader_done(&conn->replies, conn->redis->log);
 
             if (conn->state == NGX_OAUTH2_CONN_DOWN) {
                 /* the reply closed it (READONLY, a failed set-up, ...) */
@@ -1003,10 +1003,16 @@ ngx_oauth2_conn_exit(ngx_oauth2_conn_t *conn)
 static ngx_pool_t  *ngx_oauth2_reply_pool;
 
 
+/*
+ * An object, linked into its parent once it is whole, as hiredis's own
+ * functions do; NULL when there is no memory (hiredis then stops, "out
+ * of memory", and the connection is closed).
+ */
+
 static redisReply *
-ngx_oauth2_reply_object(const redisReadTask *task, int type)
+ngx_oauth2_reply_object(int type)
 {
-    redisReply  *r, *parent;
+    redisReply  *r;
 
     r = ngx_pcalloc(ngx_oauth2_reply_pool, sizeof(redisReply));
     if (r == NULL) {
@@ -1014,6 +1020,15 @@ ngx_oauth2_reply_object(const redisReadTask *task, int type)
     }
 
     r->type = type;
+
+    return r;
+}
+
+
+static void *
+ngx_oauth2_reply_link(const redisReadTask *task, redisReply *r)
+{
+    redisReply  *parent;
 
     if (task->parent) {
         parent = task->parent->obj;
@@ -1029,7 +1044,7 @@ ngx_oauth2_reply_string(const redisReadTask *task, char *str, size_t len)
 {
     redisReply  *r;
 
-    r = ngx_oauth2_reply_object(task, task->type);
+    r = ngx_oauth2_reply_object(task->type);
     if (r == NULL) {
         return NULL;
     }
@@ -1043,23 +1058,40 @@ ngx_oauth2_reply_string(const redisReadTask *task, char *str, size_t len)
     r->str[len] = '\0';
     r->len = len;
 
-    return r;
+    return ngx_oauth2_reply_link(task, r);
 }
 
+
+/*
+ * No reply the module asks for has more than a few elements (a ROLE
+ * names the replicas): an array announced with more is refused before
+ * anything is allocated for it, so that a few bytes from a hostile
+ * server cannot make the worker allocate gigabytes (hiredis itself takes
+ * up to INT_MAX)
+ */
 
 static void *
 ngx_oauth2_reply_array(const redisReadTask *task, int elements)
 {
     redisReply  *r;
 
-    r = ngx_oauth2_reply_object(task, REDIS_REPLY_ARRAY);
+    if (elements > NGX_OAUTH2_REPLY_MAX_ELEMENTS) {
+        ngx_log_error(NGX_LOG_ERR, ngx_oauth2_reply_pool->log, 0,
+                      "oauth2: redis announced an array of %d elements, "
+                      "more than %d", elements,
+                      NGX_OAUTH2_REPLY_MAX_ELEMENTS);
+        return NULL;
+    }
+
+    r = ngx_oauth2_reply_object(REDIS_REPLY_ARRAY);
     if (r == NULL) {
         return NULL;
     }
 
     if (elements > 0) {
-        r->element = ngx_pcalloc(ngx_oauth2_reply_pool,
-                                 (size_t) elements * sizeof(redisReply *));
+        /* every element is set before the reply is returned */
+        r->element = ngx_palloc(ngx_oauth2_reply_pool,
+                                elements * sizeof(redisReply *));
         if (r->element == NULL) {
             return NULL;
         }
@@ -1067,7 +1099,7 @@ ngx_oauth2_reply_array(const redisReadTask *task, int elements)
 
     r->elements = elements;
 
-    return r;
+    return ngx_oauth2_reply_link(task, r);
 }
 
 
@@ -1076,21 +1108,28 @@ ngx_oauth2_reply_integer(const redisReadTask *task, long long value)
 {
     redisReply  *r;
 
-    r = ngx_oauth2_reply_object(task, REDIS_REPLY_INTEGER);
+    r = ngx_oauth2_reply_object(REDIS_REPLY_INTEGER);
     if (r == NULL) {
         return NULL;
     }
 
     r->integer = value;
 
-    return r;
+    return ngx_oauth2_reply_link(task, r);
 }
 
 
 static void *
 ngx_oauth2_reply_nil(const redisReadTask *task)
 {
-    return ngx_oauth2_reply_object(task, REDIS_REPLY_NIL);
+    redisReply  *r;
+
+    r = ngx_oauth2_reply_object(REDIS_REPLY_NIL);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    return ngx_oauth2_reply_link(task, r);
 }
 
 
@@ -1130,4 +1169,33 @@ ngx_oauth2_reader_get_reply(redisReader *reader, ngx_pool_t *pool,
     ngx_oauth2_reply_pool = NULL;
 
     return rc;
+}
+
+
+/*
+ * A reply handled: its objects go.  A reply that took more than the
+ * pool's first block leaves the blocks it added in the pool until the
+ * pool is destroyed: such a pool is made anew, so that one big reply does
+ * not keep its memory for the worker's life.
+ */
+
+void
+ngx_oauth2_reader_done(ngx_pool_t **pool, ngx_log_t *log)
+{
+    ngx_pool_t  *p;
+
+    if ((*pool)->d.next == NULL) {
+        ngx_reset_pool(*pool);
+        return;
+    }
+
+    p = ngx_create_pool(NGX_OAUTH2_REPLY_POOL_SIZE, log);
+
+    if (p == NULL) {
+        ngx_reset_pool(*pool);
+        return;
+    }
+
+    ngx_destroy_pool(*pool);
+    *pool = p;
 }

@@ -246,7 +246,10 @@ ngx_oauth2_topology_setup(ngx_oauth2_conn_t *conn)
         if (ngx_oauth2_topology_command(conn,
                                         conn->kind == NGX_OAUTH2_CONN_SENTINEL
                                         ? "oauth2_redis_sentinel's password"
-                                        : "oauth2_redis_password",
+                                        : rcf->url_password.len
+                                          ? "the password of the "
+                                            "oauth2_redis URL"
+                                          : "oauth2_redis_password",
                                         ngx_oauth2_topology_setup_reply,
                                         n, argv, lens)
             != NGX_OK)

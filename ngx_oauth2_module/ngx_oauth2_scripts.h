@@ -578,7 +578,7 @@ static char  ngx_oauth2_script_authz_decide[] =
 /* consent.lua + authz_issue.lua + authz_code.lua */
 
 #define NGX_OAUTH2_SCRIPT_AUTHZ_CODE_SHA1                                     \
-    "2dc56c1d28ce1a3425b0e95db2117f16ee2473fa"
+    "1ddf9a8aa67bccc7d08d336ba9f33ef76abef513"
 
 static char  ngx_oauth2_script_authz_code[] =
     "-- The consent behind a token, as the gateway (lookup.lua, jwt.lua) and\n"
@@ -658,8 +658,9 @@ static char  ngx_oauth2_script_authz_code[] =
     "-- challenge of code_verifier ('' when not sent), plan, now, access\n"
     "-- token TTL, refresh token TTL, jti ('' for an opaque token), the\n"
     "-- oauth2_code_ttl set for the token endpoint's location (seconds; ''\n"
-    "-- when none is): a code created that long ago or longer is expired\n"
-    "-- there, whatever its key's TTL (the decision's oauth2_code_ttl) says.\n"
+    "-- when none is): a code whose age in whole seconds is more than that is\n"
+    "-- expired there (so never before it, and less than a second after),\n"
+    "-- whatever its key's TTL (the decision's oauth2_code_ttl) says.\n"
     "-- Returns {0, why} when the grant is invalid, else issue()'s reply.\n"
     "local f = redis.call('HMGET', KEYS[1], 'client_id', 'redirect_uri',\n"
     "                     'redirect_given', 'code_challenge', 'scope',\n"
@@ -667,9 +668,13 @@ static char  ngx_oauth2_script_authz_code[] =
     "if not f[1] then return {0, 'unknown, expired or used code'} end\n"
     "redis.call('DEL', KEYS[1])\n"
     "local now = tonumber(ARGV[6])\n"
-    "local created = tonumber(f[8] or '')\n"
-    "if created and ARGV[10] ~= '' and now - created >= tonumber(ARGV[10]) then\n"
-    "  return {0, 'code older than oauth2_code_ttl'}\n"
+    "if ARGV[10] ~= '' and f[8] then\n"
+    "  if not string.find(f[8], '^%d+$') or #f[8] > 15 then\n"
+    "    return {0, 'code with an unusable created'}\n"
+    "  end\n"
+    "  if now - tonumber(f[8]) > tonumber(ARGV[10]) then\n"
+    "    return {0, 'code older than oauth2_code_ttl'}\n"
+    "  end\n"
     "end\n"
     "if f[1] ~= ARGV[2] then return {0, 'code of another client'} end\n"
     "if (f[3] == '1' or ARGV[3] ~= '') and ARGV[3] ~= f[2] then\n"

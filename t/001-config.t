@@ -129,6 +129,15 @@ bad_conf('oauth2_redis_timeout: a time and timeout=',
           oauth2_redis_timeout 500ms timeout=1s;", '',
          qr/"oauth2_redis_timeout" sets "timeout=1s" twice/);
 
+bad_conf('oauth2_redis_timeout: connect_timeout= twice',
+         "oauth2_redis 127.0.0.1:$redis;
+          oauth2_redis_timeout connect_timeout=1s connect_timeout=2s;", '',
+         qr/"oauth2_redis_timeout" sets "connect_timeout=2s" twice in/);
+
+bad_conf('oauth2_redis_timeout: not a time',
+         "oauth2_redis 127.0.0.1:$redis; oauth2_redis_timeout abc;", '',
+         qr/invalid time "abc" in "oauth2_redis_timeout"/);
+
 bad_conf('oauth2_redis_timeout: an unknown parameter',
          "oauth2_redis 127.0.0.1:$redis;
           oauth2_redis_timeout read_timeout=1s;", '',

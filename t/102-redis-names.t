@@ -135,6 +135,13 @@ SKIP: {
     is(served($n, 'tok-unix'), 'from-db2',
        'redis://user:password@host:port/db');
     $n->stop;
+    # a wrong password in the URL: the log says it was the URL's
+    $n = gateway("oauth2_redis redis://gw:wrong\@127.0.0.1:@{[$r->port]}/2;");
+    my ($s) = $n->request('/api', 'Authorization: Bearer tok-unix');
+    is($s, 503, 'a wrong password in the URL: 503');
+    ok((grep { /refused the password of the oauth2_redis URL: WRONGPASS/ }
+        $n->error_log), '... and the log names the URL\'s password');
+    $n->stop;
     $r->stop;
 }
 

@@ -190,7 +190,26 @@ Content-Type: application/json
 
 
 
-=== TEST 8: a code issued to another client: 400 invalid_grant, and it is spent
+=== TEST 8: ... and a code whose created is not digits: 400 invalid_grant
+--- init
+OAuth2Authz::seed_client('tpp-t', 's3cret-t');
+OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
+OAuth2Authz::seed_code('code-t4e', client_id => 'tpp-t', consent_id => 'c-t',
+                       created => 'junk');
+--- request eval
+"POST /quick/token
+grant_type=authorization_code&code=code-t4e&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb&code_verifier=$::V"
+--- more_headers eval
+$::Form . $::Auth
+--- error_code: 400
+--- response_body chomp
+{"error":"invalid_grant"}
+--- error_log
+code with an unusable created
+
+
+
+=== TEST 9: a code issued to another client: 400 invalid_grant, and it is spent
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_client('tpp-t2', 's3cret-t2');
@@ -209,7 +228,7 @@ code of another client
 
 
 
-=== TEST 9: redirect_uri other than the authorize request's: 400 invalid_grant
+=== TEST 10: redirect_uri other than the authorize request's: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -227,7 +246,7 @@ redirect_uri is not the authorization request's
 
 
 
-=== TEST 10: redirect_uri missing when the authorize request had one: 400 invalid_grant
+=== TEST 11: redirect_uri missing when the authorize request had one: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -243,7 +262,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 11: a code_verifier that does not match: 400 invalid_grant
+=== TEST 12: a code_verifier that does not match: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -261,7 +280,7 @@ code_verifier does not match the code_challenge
 
 
 
-=== TEST 12: no code_verifier for a code with a challenge: 400 invalid_grant
+=== TEST 13: no code_verifier for a code with a challenge: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -277,7 +296,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 13: a code_verifier for a code without a challenge: 400 invalid_grant
+=== TEST 14: a code_verifier for a code without a challenge: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -294,7 +313,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 14: a code whose consent was revoked meanwhile: 400 invalid_grant
+=== TEST 15: a code whose consent was revoked meanwhile: 400 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t11', client_id => 'tpp-t', status => 'revoked');
@@ -313,7 +332,7 @@ consent is not valid
 
 
 
-=== TEST 15: authorization_code without a code: 400 invalid_request
+=== TEST 16: authorization_code without a code: 400 invalid_request
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code_verifier=$::V"
@@ -325,7 +344,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 16: a refresh_token with grant_type=authorization_code: 400 invalid_request
+=== TEST 17: a refresh_token with grant_type=authorization_code: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=authorization_code&refresh_token=abc
@@ -337,7 +356,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 17: both code and refresh_token: 400 invalid_request
+=== TEST 18: both code and refresh_token: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc&refresh_token=abc
@@ -349,7 +368,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 18: both, with grant_type=refresh_token: 400 invalid_request
+=== TEST 19: both, with grant_type=refresh_token: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=refresh_token&code=abc&refresh_token=abc
@@ -361,7 +380,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 19: refresh_token grant without a refresh_token: 400 invalid_request
+=== TEST 20: refresh_token grant without a refresh_token: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=refresh_token
@@ -373,7 +392,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 20: an unknown grant_type: 400 unknown (the guide's name)
+=== TEST 21: an unknown grant_type: 400 unknown (the guide's name)
 --- request
 POST /oauth2/token
 grant_type=password&username=a&password=b
@@ -385,7 +404,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 21: oauth2_token_errors rfc6749: unsupported_grant_type
+=== TEST 22: oauth2_token_errors rfc6749: unsupported_grant_type
 --- request
 POST /rfc/token
 grant_type=password&username=a&password=b
@@ -397,7 +416,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 22: no grant_type: 400 unknown
+=== TEST 23: no grant_type: 400 unknown
 --- request
 POST /oauth2/token
 code=abc
@@ -409,7 +428,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 23: no grant_type, rfc6749: 400 invalid_request
+=== TEST 24: no grant_type, rfc6749: 400 invalid_request
 --- request
 POST /rfc/token
 code=abc
@@ -421,7 +440,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 24: no Authorization header: 401 invalid_client, WWW-Authenticate Basic
+=== TEST 25: no Authorization header: 401 invalid_client, WWW-Authenticate Basic
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -438,7 +457,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 25: a malformed Authorization header: 401 invalid_client
+=== TEST 26: a malformed Authorization header: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -454,7 +473,7 @@ malformed Authorization header
 
 
 
-=== TEST 26: Basic without a colon: 401 invalid_client
+=== TEST 27: Basic without a colon: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -468,7 +487,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 27: a Bearer header instead of Basic: 401 invalid_client
+=== TEST 28: a Bearer header instead of Basic: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -482,7 +501,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 28: a wrong secret: 401 invalid_client, the secret not logged
+=== TEST 29: a wrong secret: 401 invalid_client, the secret not logged
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -501,7 +520,7 @@ Not-The-Secret-42
 
 
 
-=== TEST 29: an unknown client: 401 invalid_client
+=== TEST 30: an unknown client: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -517,7 +536,7 @@ oauth2: client "nobody" is unknown
 
 
 
-=== TEST 30: a client that is not subscribed: 401 invalid_client
+=== TEST 31: a client that is not subscribed: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=client_credentials
@@ -531,7 +550,7 @@ oauth2: client "tpp-off" is not subscribed
 
 
 
-=== TEST 31: refresh_token: 200, a new pair
+=== TEST 32: refresh_token: 200, a new pair
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -551,7 +570,7 @@ qr/^\{"access_token":"$::Token","token_type":"Bearer","expires_in":3600,"refresh
 
 
 
-=== TEST 32: the same refresh token again: 401 invalid_grant (rotated)
+=== TEST 33: the same refresh token again: 401 invalid_grant (rotated)
 --- init
 --- request
 POST /oauth2/token
@@ -564,7 +583,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 33: an unknown refresh token: 401 invalid_grant
+=== TEST 34: an unknown refresh token: 401 invalid_grant
 --- request
 POST /oauth2/token
 grant_type=refresh_token&refresh_token=no-such-token
@@ -578,7 +597,7 @@ qr/refresh token [0-9a-f]{6}: unknown, expired or used refresh token/
 
 
 
-=== TEST 34: an expired refresh token: 401 invalid_grant
+=== TEST 35: an expired refresh token: 401 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -597,7 +616,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 35: a refresh whose consent was revoked: 401 invalid_grant
+=== TEST 36: a refresh whose consent was revoked: 401 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t32', client_id => 'tpp-t', status => 'revoked');
@@ -616,7 +635,7 @@ consent is not valid
 
 
 
-=== TEST 36: a refresh whose consent expired: 401 invalid_grant
+=== TEST 37: a refresh whose consent expired: 401 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t33', client_id => 'tpp-t',
@@ -634,7 +653,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 37: another client's refresh token: 401 invalid_grant
+=== TEST 38: another client's refresh token: 401 invalid_grant
 --- init
 OAuth2Authz::seed_client('tpp-t2', 's3cret-t2');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -650,7 +669,7 @@ $::Form . OAuth2Authz::basic('tpp-t2', 's3cret-t2')
 
 
 
-=== TEST 38: rfc6749: invalid_grant of a refresh is a 400
+=== TEST 39: rfc6749: invalid_grant of a refresh is a 400
 --- request
 POST /rfc/token
 grant_type=refresh_token&refresh_token=no-such-token
@@ -662,7 +681,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 39: a refresh with a scope beyond the grant's: 400 invalid_scope
+=== TEST 40: a refresh with a scope beyond the grant's: 400 invalid_scope
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -678,7 +697,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 40: client_credentials for a client whose record allows it: 200, no refresh token, no consent
+=== TEST 41: client_credentials for a client whose record allows it: 200, no refresh token, no consent
 --- request
 POST /oauth2/token
 grant_type=client_credentials&scope=reports
@@ -690,7 +709,7 @@ qr/^\{"access_token":"$::Token","token_type":"Bearer","expires_in":3600,"scope":
 
 
 
-=== TEST 41: client_credentials without a scope: the client's scopes
+=== TEST 42: client_credentials without a scope: the client's scopes
 --- request
 POST /oauth2/token
 grant_type=client_credentials
@@ -702,7 +721,7 @@ qr/"scope":"accounts reports"\}\z/
 
 
 
-=== TEST 42: client_credentials for a client whose record does not allow it: 400 unauthorized_client
+=== TEST 43: client_credentials for a client whose record does not allow it: 400 unauthorized_client
 --- request
 POST /oauth2/token
 grant_type=client_credentials
@@ -714,7 +733,7 @@ $::Form . $::Auth
 
 
 
-=== TEST 43: client_credentials with a scope the client does not have: 400 invalid_scope
+=== TEST 44: client_credentials with a scope the client does not have: 400 invalid_scope
 --- request
 POST /oauth2/token
 grant_type=client_credentials&scope=payments
@@ -726,7 +745,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 44: a client without authorization_code in grant_types: 400 unauthorized_client
+=== TEST 45: a client without authorization_code in grant_types: 400 unauthorized_client
 --- request
 POST /oauth2/token
 grant_type=authorization_code&code=abc
@@ -738,7 +757,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 45: a Content-Type other than a form: 400 unknown
+=== TEST 46: a Content-Type other than a form: 400 unknown
 --- request
 POST /oauth2/token
 {"grant_type":"client_credentials"}
@@ -750,7 +769,7 @@ POST /oauth2/token
 
 
 
-=== TEST 46: no Content-Type: 400 unknown
+=== TEST 47: no Content-Type: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials
@@ -762,7 +781,7 @@ OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 47: the form's Content-Type with a charset: fine
+=== TEST 48: the form's Content-Type with a charset: fine
 --- request
 POST /oauth2/token
 grant_type=client_credentials
@@ -774,7 +793,7 @@ qr/"token_type":"Bearer"/
 
 
 
-=== TEST 48: a duplicated parameter: 400 unknown
+=== TEST 49: a duplicated parameter: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials&grant_type=client_credentials
@@ -786,7 +805,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 49: a duplicated parameter, rfc6749: 400 invalid_request
+=== TEST 50: a duplicated parameter, rfc6749: 400 invalid_request
 --- request
 POST /rfc/token
 grant_type=client_credentials&scope=reports&scope=accounts
@@ -798,7 +817,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 50: a parameter that is not UTF-8: 400 unknown
+=== TEST 51: a parameter that is not UTF-8: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials&scope=reports%C3%28
@@ -810,7 +829,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 51: an unknown parameter that is not UTF-8 text either: 400 unknown
+=== TEST 52: an unknown parameter that is not UTF-8 text either: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials&x=%FF
@@ -822,7 +841,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 52: a control character: 400 unknown
+=== TEST 53: a control character: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials&scope=reports%0D%0AX-Injected:+yes
@@ -834,7 +853,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 53: a broken percent-encoding: 400 unknown
+=== TEST 54: a broken percent-encoding: 400 unknown
 --- request
 POST /oauth2/token
 grant_type=client_credentials&scope=%zz
@@ -846,7 +865,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 54: a redirect_uri with a fragment: 400 invalid_grant, not the authorize request's
+=== TEST 55: a redirect_uri with a fragment: 400 invalid_grant, not the authorize request's
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -864,7 +883,7 @@ redirect_uri is not the authorization request's
 
 
 
-=== TEST 55: a code_verifier that is not 43 to 128 unreserved characters: 400 invalid_grant, it does not match
+=== TEST 56: a code_verifier that is not 43 to 128 unreserved characters: 400 invalid_grant, it does not match
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -882,7 +901,7 @@ code_verifier does not match the code_challenge
 
 
 
-=== TEST 56: ... and the code is spent: the right verifier now gets 400 invalid_grant
+=== TEST 57: ... and the code is spent: the right verifier now gets 400 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code=code-t52&redirect_uri=https%3A%2F%2Ftpp.example%2Fcb&code_verifier=$::V"
@@ -896,7 +915,7 @@ unknown, expired or used code
 
 
 
-=== TEST 57: a code_verifier that breaks RFC 7636's grammar never matches, even when its hash is the challenge
+=== TEST 58: a code_verifier that breaks RFC 7636's grammar never matches, even when its hash is the challenge
 --- init
 OAuth2Authz::seed_client('tpp-t', 's3cret-t');
 OAuth2Authz::seed_consent('c-t', client_id => 'tpp-t');
@@ -916,7 +935,7 @@ code_verifier does not match the code_challenge
 
 
 
-=== TEST 58: a code no code can be (a space, over 512 bytes): 400 invalid_grant
+=== TEST 59: a code no code can be (a space, over 512 bytes): 400 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code=" . ('c' x 513) . "&code_verifier=$::V"
@@ -930,7 +949,7 @@ with a code that no code can be (unknown)
 
 
 
-=== TEST 59: a code with a space: 400 invalid_grant
+=== TEST 60: a code with a space: 400 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=authorization_code&code=a+b&code_verifier=$::V"
@@ -944,7 +963,7 @@ with a code that no code can be (unknown)
 
 
 
-=== TEST 60: a refresh token no token can be: 401 invalid_grant
+=== TEST 61: a refresh token no token can be: 401 invalid_grant
 --- request eval
 "POST /oauth2/token
 grant_type=refresh_token&refresh_token=" . ('r' x 600)
@@ -958,7 +977,7 @@ with a refresh_token that no token can be (unknown)
 
 
 
-=== TEST 61: a body over 16k: 413 invalid_request, not read
+=== TEST 62: a body over 16k: 413 invalid_request, not read
 --- request eval
 "POST /oauth2/token
 grant_type=client_credentials&x=" . ('a' x 17000)
@@ -972,7 +991,7 @@ qr/oauth2: a request body of 17032 bytes refused, (8192|16384) at most/
 
 
 
-=== TEST 62: a body over client_max_body_size (1m by default): the same JSON 413, not nginx's page
+=== TEST 63: a body over client_max_body_size (1m by default): the same JSON 413, not nginx's page
 --- request eval
 "POST /oauth2/token
 grant_type=client_credentials&x=" . ('a' x 2000000)
@@ -990,7 +1009,7 @@ client intended to send too large body
 
 
 
-=== TEST 63: client_max_body_size smaller than the endpoint's own limit: it counts, the JSON 413
+=== TEST 64: client_max_body_size smaller than the endpoint's own limit: it counts, the JSON 413
 --- config
     location = /oauth2/token {
         client_max_body_size 100;
@@ -1009,7 +1028,7 @@ qr/oauth2: a request body of 232 bytes refused, 100 at most/
 
 
 
-=== TEST 64: a chunked body: 411 invalid_request
+=== TEST 65: a chunked body: 411 invalid_request
 --- raw_request eval
 "POST /oauth2/token HTTP/1.1\r
 Host: localhost\r
@@ -1029,7 +1048,7 @@ grant_type=client_credentials\r
 
 
 
-=== TEST 65: GET: 405, Allow: POST
+=== TEST 66: GET: 405, Allow: POST
 --- request
 GET /oauth2/token?grant_type=client_credentials
 --- more_headers eval
@@ -1043,7 +1062,7 @@ Content-Type: application/json
 
 
 
-=== TEST 66: client_secret_post where only Basic is allowed: 401 invalid_client
+=== TEST 67: client_secret_post where only Basic is allowed: 401 invalid_client
 --- request
 POST /oauth2/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -1057,7 +1076,7 @@ WWW-Authenticate: Basic realm="api"
 
 
 
-=== TEST 67: client_secret_post where oauth2_token_client_auth allows it: 200
+=== TEST 68: client_secret_post where oauth2_token_client_auth allows it: 200
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -1069,7 +1088,7 @@ qr/"token_type":"Bearer"/
 
 
 
-=== TEST 68: client_secret_post with a wrong secret: 401 invalid_client
+=== TEST 69: client_secret_post with a wrong secret: 401 invalid_client
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=nope
@@ -1081,7 +1100,7 @@ $::Form
 
 
 
-=== TEST 69: both Basic and client_secret_post: 400 invalid_request
+=== TEST 70: both Basic and client_secret_post: 400 invalid_request
 --- request
 POST /post/token
 grant_type=client_credentials&client_id=tpp-cc&client_secret=s3cret-cc
@@ -1093,7 +1112,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 70: a client_id in the form that is not the header's: 400 invalid_request
+=== TEST 71: a client_id in the form that is not the header's: 400 invalid_request
 --- request
 POST /oauth2/token
 grant_type=client_credentials&client_id=tpp-t
@@ -1105,7 +1124,7 @@ $::Form . OAuth2Authz::basic('tpp-cc', 's3cret-cc')
 
 
 
-=== TEST 71: Basic credentials are form-urlencoded (RFC 6749 2.3.1)
+=== TEST 72: Basic credentials are form-urlencoded (RFC 6749 2.3.1)
 --- init
 OAuth2Authz::seed_client('tpp:c/1', 'pa ss:w%rd',
                          grant_types => 'client_credentials',
@@ -1121,7 +1140,7 @@ qr/"scope":"reports"/
 
 
 
-=== TEST 72: Redis down: 503 temporarily_unavailable, Retry-After
+=== TEST 73: Redis down: 503 temporarily_unavailable, Retry-After
 --- http_config
 oauth2_redis 127.0.0.1:$TEST_NGINX_DEAD_PORT;
 --- init
@@ -1140,7 +1159,7 @@ Retry-After: 1
 
 
 
-=== TEST 73: an access token shorter lived: oauth2_access_token_ttl
+=== TEST 74: an access token shorter lived: oauth2_access_token_ttl
 --- request
 POST /short/token
 grant_type=client_credentials

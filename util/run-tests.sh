@@ -66,6 +66,10 @@ export TEST_NGINX_DEAD_PORT=$(free_port)   # nothing listens there
 # on one machine (or an nginx already there) do not collide
 export TEST_NGINX_PORT=${TEST_NGINX_PORT:-$(free_port)}
 export TEST_NGINX_MODULE=$MODULE
+# the nginx of the Test::Nginx suites runs in a server root of this run's
+# own, so that two runs at once (two checkouts, a helper) do not stop each
+# other's nginx; TEST_NGINX_SERVROOT=t/servroot keeps it after the run
+export TEST_NGINX_SERVROOT=${TEST_NGINX_SERVROOT:-$work/servroot}
 export TEST_NGINX_NGINX_SRC=$top/build/nginx-src
 if [ -n "$TEST_NGINX_LIB" ]; then
     export PERL5LIB=$TEST_NGINX_LIB${PERL5LIB:+:$PERL5LIB}

@@ -9,8 +9,9 @@
 -- challenge of code_verifier ('' when not sent), plan, now, access
 -- token TTL, refresh token TTL, jti ('' for an opaque token), the
 -- oauth2_code_ttl set for the token endpoint's location (seconds; ''
--- when none is): a code created that long ago or longer is expired
--- there, whatever its key's TTL (the decision's oauth2_code_ttl) says.
+-- when none is): a code whose age in whole seconds is more than that is
+-- expired there (so never before it, and less than a second after),
+-- whatever its key's TTL (the decision's oauth2_code_ttl) says.
 -- Returns {0, why} when the grant is invalid, else issue()'s reply.
 local f = redis.call('HMGET', KEYS[1], 'client_id', 'redirect_uri',
                      'redirect_given', 'code_challenge', 'scope',
@@ -18,9 +19,13 @@ local f = redis.call('HMGET', KEYS[1], 'client_id', 'redirect_uri',
 if not f[1] then return {0, 'unknown, expired or used code'} end
 redis.call('DEL', KEYS[1])
 local now = tonumber(ARGV[6])
-local created = tonumber(f[8] or '')
-if created and ARGV[10] ~= '' and now - created >= tonumber(ARGV[10]) then
-  return {0, 'code older than oauth2_code_ttl'}
+if ARGV[10] ~= '' and f[8] then
+  if not string.find(f[8], '^%d+$') or #f[8] > 15 then
+    return {0, 'code with an unusable created'}
+  end
+  if now - tonumber(f[8]) > tonumber(ARGV[10]) then
+    return {0, 'code older than oauth2_code_ttl'}
+  end
 end
 if f[1] ~= ARGV[2] then return {0, 'code of another client'} end
 if (f[3] == '1' or ARGV[3] ~= '') and ARGV[3] ~= f[2] then
