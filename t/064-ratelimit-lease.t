@@ -431,11 +431,16 @@ my $LEASE_CALLS = 200;
 
 # 2j. a client that goes away while its node's take is in flight: the
 # take goes on for the node, and the permit counted for it in Redis is
-# spent by the next request (3 per hour: three 200s in all, not two)
-{
-    my $jwt = OAuth2JWT::sign('HS256', { client_id => "lease-gone-$run",
+# spent by the next request (3 per hour: three 200s in all, not two).
+# The statuses of 4 requests after a client of $client hung up during the
+# node's take (Redis held by DEBUG SLEEP, under the 1s timeout); with
+# $flush, Redis lost its scripts first.
+sub gone_during_take {
+    my ($client, $flush) = @_;
+    my $jwt = OAuth2JWT::sign('HS256', { client_id => $client,
                                          plan => 'three' });
-    my $busy = OAuth2Test::sleep_redis(0.6);    # under the 1s timeout
+    OAuth2Test::redis('SCRIPT', 'FLUSH') if $flush;
+    my $busy = OAuth2Test::sleep_redis(0.6);
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                      PeerPort => $nodes[0], Proto => 'tcp')
         or die "connect: $!";
@@ -445,37 +450,24 @@ my $LEASE_CALLS = 200;
     close $sock;                                # before Redis answers
     waitpid($busy, 0);
     select(undef, undef, undef, 0.2);
-    my @s = map { scalar OAuth2Nodes::request($nodes[0], $jwt, '/jwtlong') }
-            1 .. 4;
-    is("@s", '200 200 200 429',
-       'a client gone during its take: the next requests spend its permit');
-    ok((grep { /client prematurely closed connection/ } $nginx[0]->error_log),
-       '... the client was gone before the answer');
+    return join ' ', map {
+        scalar OAuth2Nodes::request($nodes[0], $jwt, '/jwtlong')
+    } 1 .. 4;
 }
+
+is(gone_during_take("lease-gone-$run"), '200 200 200 429',
+   'a client gone during its take: the next requests spend its permit');
+ok((grep { /client prematurely closed connection/ } $nginx[0]->error_log),
+   '... the client was gone before the answer');
 
 # 2k. the same after SCRIPT FLUSH: Redis answers the handed-over take
 # NOSCRIPT, and the take is sent again as EVAL with the job's arguments
 # (the request's pool is gone by then)
 {
-    my $jwt = OAuth2JWT::sign('HS256', { client_id => "lease-gone2-$run",
-                                         plan => 'three' });
     my $lost = sub { scalar grep { /redis lost its scripts/ }
                      $nginx[0]->error_log };
     my $lost0 = $lost->();
-    OAuth2Test::redis('SCRIPT', 'FLUSH');
-    my $busy = OAuth2Test::sleep_redis(0.6);
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                     PeerPort => $nodes[0], Proto => 'tcp')
-        or die "connect: $!";
-    print $sock "GET /jwtlong HTTP/1.0\r\nHost: localhost\r\n"
-                . "Authorization: Bearer $jwt\r\n\r\n";
-    select(undef, undef, undef, 0.2);
-    close $sock;
-    waitpid($busy, 0);
-    select(undef, undef, undef, 0.2);
-    my @s = map { scalar OAuth2Nodes::request($nodes[0], $jwt, '/jwtlong') }
-            1 .. 4;
-    is("@s", '200 200 200 429',
+    is(gone_during_take("lease-gone2-$run", 1), '200 200 200 429',
        'after SCRIPT FLUSH too: the take, sent again as EVAL, reaches the '
        . 'node');
     cmp_ok($lost->(), '>', $lost0, '... which Redis answered NOSCRIPT');

@@ -42,19 +42,7 @@ sub gateway {
     my ($redis_conf) = @_;
     $redis_conf .= "    oauth2_redis_timeout 1s;\n"
         unless $redis_conf =~ /oauth2_redis_timeout/;
-    return OAuth2Nginx->start(http => <<"_EOC_");
-    $redis_conf
-    oauth2_consent off;
-    server {
-        listen 127.0.0.1:\$PORT;
-        location /api {
-            oauth2 on;
-            proxy_set_header X-Client-Id \$oauth2_client_id;
-            proxy_pass http://127.0.0.1:\$PORT/backend;
-        }
-        location /backend { return 200 "client=\$http_x_client_id\\n"; }
-    }
-_EOC_
+    return OAuth2Nginx->gateway($redis_conf);
 }
 
 # the status after the workers had time to connect

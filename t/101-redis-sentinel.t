@@ -43,20 +43,10 @@ my $sentinels = join ' ', $topo->sentinels->addrs;
 seed($primary, 'tok-before');
 $primary->wait_replicated;
 
-my $n = OAuth2Nginx->start(workers => 2, http => <<"_EOC_");
+my $n = OAuth2Nginx->gateway(<<"_EOC_", workers => 2);
     oauth2_redis_sentinel $sentinels master=oauth2;
     oauth2_redis_timeout 500ms;
     oauth2_redis_connections 2;
-    oauth2_consent off;
-    server {
-        listen 127.0.0.1:\$PORT;
-        location /api {
-            oauth2 on;
-            proxy_set_header X-Client-Id \$oauth2_client_id;
-            proxy_pass http://127.0.0.1:\$PORT/backend;
-        }
-        location /backend { return 200 "client=\$http_x_client_id\\n"; }
-    }
 _EOC_
 
 sub get {

@@ -30,19 +30,7 @@ sub seed {
 
 sub gateway {
     my ($conf, %o) = @_;
-    return OAuth2Nginx->start(%o, http => <<"_EOC_");
-    $conf
-    oauth2_consent off;
-    server {
-        listen 127.0.0.1:\$PORT;
-        location /api {
-            oauth2 on;
-            proxy_set_header X-Client-Id \$oauth2_client_id;
-            proxy_pass http://127.0.0.1:\$PORT/backend;
-        }
-        location /backend { return 200 "\$http_x_client_id"; }
-    }
-_EOC_
+    return OAuth2Nginx->gateway($conf, %o);
 }
 
 # the body of the first 200 within $secs, or ''
@@ -51,7 +39,7 @@ sub served {
     my $until = time + ($secs // 3);
     while (time < $until) {
         my ($s, undef, $b) = $n->request('/api', "Authorization: Bearer $token");
-        return $b if $s == 200;
+        return $b =~ /^client=(.*)\n\z/ ? $1 : $b if $s == 200;
         sleep 0.05;
     }
     return '';
@@ -376,7 +364,7 @@ SKIP: {
     syswrite($socks[$_ - 1], $req->($_)) for 1 .. 30;
     kill 'CONT', $worker;
     my @got = map { $read->($socks[$_ - 1]) } 1 .. 30;
-    is(scalar(grep { $got[$_ - 1] eq "200 from-ew$_" } 1 .. 30), 30,
+    is(scalar(grep { $got[$_ - 1] eq "200 client=from-ew$_\n" } 1 .. 30), 30,
        'all 30 requests served, each with its own client');
     sleep 0.2;
     kill 'INT', $st;

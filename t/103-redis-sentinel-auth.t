@@ -67,20 +67,10 @@ $primary->command('EXPIRE', $key, 3600);
 # an nginx whose oauth2_redis_sentinel ends with $auth
 sub gateway {
     my ($auth) = @_;
-    return OAuth2Nginx->start(http => <<"_EOC_");
+    return OAuth2Nginx->gateway(<<"_EOC_");
     oauth2_redis_sentinel $addrs master=oauth2 $auth;
     oauth2_redis_password primary-pw;
     oauth2_redis_timeout 500ms;
-    oauth2_consent off;
-    server {
-        listen 127.0.0.1:\$PORT;
-        location /api {
-            oauth2 on;
-            proxy_set_header X-Client-Id \$oauth2_client_id;
-            proxy_pass http://127.0.0.1:\$PORT/backend;
-        }
-        location /backend { return 200 "client=\$http_x_client_id\\n"; }
-    }
 _EOC_
 }
 

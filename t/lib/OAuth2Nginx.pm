@@ -97,6 +97,28 @@ _CONF_
     return $self;
 }
 
+# The gateway of the Redis suites (t/100 to t/103): the http text
+# $redis (where Redis is, how to reach it), oauth2_consent off, and /api
+# protected in front of /backend, which answers "client=<client_id>\n"
+# (the record's client_id, as the module sends it upstream).  Options as
+# for start().
+sub gateway {
+    my ($class, $redis, %o) = @_;
+    return $class->start(%o, http => <<"_EOC_");
+    $redis
+    oauth2_consent off;
+    server {
+        listen 127.0.0.1:\$PORT;
+        location /api {
+            oauth2 on;
+            proxy_set_header X-Client-Id \$oauth2_client_id;
+            proxy_pass http://127.0.0.1:\$PORT/backend;
+        }
+        location /backend { return 200 "client=\$http_x_client_id\\n"; }
+    }
+_EOC_
+}
+
 sub port { $_[0]{port} }
 sub dir  { $_[0]{dir} }
 
