@@ -313,6 +313,21 @@ ngx_http_oauth2_authz_merge_loc_conf(ngx_conf_t *cf, void *parent,
                              90 * 86400);
     ngx_conf_merge_sec_value(conf->code_ttl, prev->code_ttl, 300);
     ngx_conf_merge_value(conf->code_ttl_set, prev->code_ttl_set, 0);
+
+    /* the token endpoint's argument: the oldest code it redeems, or "" */
+
+    ngx_str_set(&conf->code_max_age, "");
+
+    if (conf->code_ttl_set) {
+        conf->code_max_age.data = ngx_pnalloc(cf->pool, NGX_TIME_T_LEN);
+        if (conf->code_max_age.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->code_max_age.len = ngx_sprintf(conf->code_max_age.data, "%T",
+                                             conf->code_ttl)
+                                 - conf->code_max_age.data;
+    }
     ngx_conf_merge_bitmask_value(conf->client_auth, prev->client_auth,
                                  (NGX_CONF_BITMASK_SET
                                   |NGX_HTTP_OAUTH2_AUTH_BASIC));

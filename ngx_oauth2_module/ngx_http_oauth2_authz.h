@@ -123,6 +123,7 @@ typedef struct {
     time_t                       consent_ttl;
     time_t                       code_ttl;
     ngx_flag_t                   code_ttl_set;   /* here or above */
+    ngx_str_t                    code_max_age;   /* "" or its seconds */
     ngx_uint_t                   client_auth;
     ngx_uint_t                   errors;
     time_t                       access_ttl;

@@ -492,17 +492,7 @@ ngx_http_oauth2_token_code(ngx_http_request_t *r,
      * is set for it ("" where it is not: the code's key's TTL alone)
      */
 
-    ngx_str_set(&a[12], "");
-
-    if (alcf->code_ttl_set) {
-        a[12].data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-        if (a[12].data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        a[12].len = ngx_sprintf(a[12].data, "%T", alcf->code_ttl)
-                    - a[12].data;
-    }
+    a[12] = alcf->code_max_age;
 
     ctx->code = v[NGX_HTTP_OAUTH2_P_CODE];
 
