@@ -71,6 +71,7 @@ struct ngx_oauth2_conn_s {
     size_t                       host_size;
     redisReader                 *reader;
     ngx_pool_t                  *replies;        /* the reader's objects */
+    ngx_uint_t                   objects;        /* of the reply read */
 
     /* the bytes to send: [out + sent, out + len) */
     u_char                      *out;
@@ -136,10 +137,12 @@ ngx_int_t ngx_oauth2_redis_setup_calls(ngx_oauth2_conn_t *conn);
 /* the replies' pool, and the most elements of an array in a reply */
 #define NGX_OAUTH2_REPLY_POOL_SIZE     4096
 #define NGX_OAUTH2_REPLY_MAX_ELEMENTS  1024
+#define NGX_OAUTH2_REPLY_MAX_OBJECTS   16384     /* of one reply */
+#define NGX_OAUTH2_REPLY_MAX_BUFFER    1048576   /* of a reply unread */
 
 redisReader *ngx_oauth2_reader_create(void);
 int ngx_oauth2_reader_get_reply(redisReader *reader, ngx_pool_t *pool,
-    void **reply);
+    ngx_uint_t *objects, void **reply);
 void ngx_oauth2_reader_done(ngx_pool_t **pool, ngx_log_t *log);
 void ngx_oauth2_conn_init(ngx_oauth2_redis_t *rd, ngx_oauth2_conn_t *conn,
     ngx_uint_t kind, ngx_uint_t index);

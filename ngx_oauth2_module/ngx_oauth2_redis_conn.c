@@ -688,7 +688,7 @@ ngx_oauth2_conn_read_handler(ngx_event_t *rev)
             reply = NULL;
 
             if (ngx_oauth2_reader_get_reply(conn->reader, conn->replies,
-                                            &reply)
+                                            &conn->objects, &reply)
                 != REDIS_OK)
             {
                 ngx_log_error(NGX_LOG_ERR, conn->redis->log, 0,
@@ -707,11 +707,24 @@ ngx_oauth2_conn_read_handler(ngx_event_t *rev)
             /* the reply handled (it may have closed the connection) */
 
             ngx_oauth2_reader_done(&conn->replies, conn->redis->log);
+            conn->objects = 0;
 
             if (conn->state == NGX_OAUTH2_CONN_DOWN) {
                 /* the reply closed it (READONLY, a failed set-up, ...) */
                 return;
             }
+        }
+
+        /* what is left is a part of one reply: a few kilobytes at most */
+
+        if (conn->reader->len - conn->reader->pos
+            > NGX_OAUTH2_REPLY_MAX_BUFFER)
+        {
+            ngx_log_error(NGX_LOG_ERR, conn->redis->log, 0,
+                          "oauth2: redis sent more than %d bytes of one "
+                          "reply", NGX_OAUTH2_REPLY_MAX_BUFFER);
+            ngx_oauth2_conn_close(conn, "sent a reply too long", 1);
+            return;
         }
     }
 
@@ -900,6 +913,8 @@ ngx_oauth2_conn_close(ngx_oauth2_conn_t *conn, const char *reason,
         conn->reader = NULL;
     }
 
+    conn->objects = 0;
+
     conn->len = 0;
     conn->sent = 0;
 
@@ -1001,6 +1016,7 @@ ngx_oauth2_conn_exit(ngx_oauth2_conn_t *conn)
  */
 
 static ngx_pool_t  *ngx_oauth2_reply_pool;
+static ngx_uint_t  *ngx_oauth2_reply_objects;
 
 
 /*
@@ -1013,6 +1029,15 @@ static redisReply *
 ngx_oauth2_reply_object(int type)
 {
     redisReply  *r;
+
+    /* nested arrays of 1024 each: a bound on the whole reply too */
+
+    if (++*ngx_oauth2_reply_objects > NGX_OAUTH2_REPLY_MAX_OBJECTS) {
+        ngx_log_error(NGX_LOG_ERR, ngx_oauth2_reply_pool->log, 0,
+                      "oauth2: redis sent a reply of more than %d values",
+                      NGX_OAUTH2_REPLY_MAX_OBJECTS);
+        return NULL;
+    }
 
     r = ngx_pcalloc(ngx_oauth2_reply_pool, sizeof(redisReply));
     if (r == NULL) {
@@ -1158,15 +1183,17 @@ ngx_oauth2_reader_create(void)
 
 int
 ngx_oauth2_reader_get_reply(redisReader *reader, ngx_pool_t *pool,
-    void **reply)
+    ngx_uint_t *objects, void **reply)
 {
     int  rc;
 
     ngx_oauth2_reply_pool = pool;
+    ngx_oauth2_reply_objects = objects;
 
     rc = redisReaderGetReply(reader, reply);
 
     ngx_oauth2_reply_pool = NULL;
+    ngx_oauth2_reply_objects = NULL;
 
     return rc;
 }

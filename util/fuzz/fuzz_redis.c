@@ -39,6 +39,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     void                   *reply;
     ngx_uint_t              script, server, n;
+    ngx_uint_t              objects;
     ngx_pool_t             *replies;
     redisReader            *reader;
     ngx_http_request_t     *r;
@@ -68,6 +69,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* the module's reader: its reply objects from a pool */
 
+    objects = 0;
     reader = ngx_oauth2_reader_create();
     replies = ngx_create_pool(4096, ngx_cycle->log);
     if (reader == NULL || replies == NULL) {
@@ -88,7 +90,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for ( ;; ) {
         reply = NULL;
 
-        if (ngx_oauth2_reader_get_reply(reader, replies, &reply) != REDIS_OK
+        if (ngx_oauth2_reader_get_reply(reader, replies, &objects, &reply)
+            != REDIS_OK
             || reply == NULL)
         {
             /* a protocol error: the connection is dropped, nothing parsed */
@@ -165,6 +168,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         ngx_oauth2_reader_done(&replies, ngx_cycle->log);
+        objects = 0;
         ngx_oauth2_fuzz_done(r);
     }
 
